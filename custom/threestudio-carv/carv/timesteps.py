@@ -1,0 +1,365 @@
+"""Timestep proposals and samplers: every draw returns (t, weight = p(t) / q(t)).
+
+p is threestudio's timestep distribution: uniform on the integers
+{min_step, ..., max_step}. q is the proposal that draws t (CARV sec. 2.2); each
+proposal is a discrete pmf over that range, and sampling is an inverse CDF
+applied to IID or stratified uniforms (CARV sec. 2.3), so the weight always
+comes from the exact pmf that drew the timestep.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .uniforms import iid_uniforms, stratified_uniforms
+
+PROPOSALS = ("uniform", "sds", "fantasia3d", "gaussian", "table", "adaptive")
+PROPOSAL_PARAMETERS = ("gaussian_peak", "gaussian_width", "table", "adaptive_bins", "adaptive_floor", "adaptive_decay")
+
+SD_BETA_START = 0.00085
+SD_BETA_END = 0.012
+SD_NUM_TRAIN_TIMESTEPS = 1000
+
+
+def stable_diffusion_alphas_cumprod(
+    num_train_timesteps: int = SD_NUM_TRAIN_TIMESTEPS,
+    beta_start: float = SD_BETA_START,
+    beta_end: float = SD_BETA_END,
+) -> torch.Tensor:
+    """abar_t of Stable Diffusion's "scaled_linear" beta schedule, float64 [T]."""
+    betas = torch.linspace(beta_start**0.5, beta_end**0.5, num_train_timesteps, dtype=torch.float64) ** 2
+    return torch.cumprod(1.0 - betas, dim=0)
+
+
+@dataclass(frozen=True)
+class TimestepDraw:
+    """Timesteps and their importance weights, drawn together so neither travels alone."""
+
+    t: torch.Tensor  # int64 [n]
+    weight: torch.Tensor  # float32 [n], p(t) / q(t)
+
+    def __len__(self) -> int:
+        return self.t.shape[0]
+
+
+def inverse_cdf(pmf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Index of the smallest support point whose CDF is >= u (u in [0, 1)), int64."""
+    cdf = torch.cumsum(pmf.to(torch.float64), dim=0)
+    cdf = cdf / cdf[-1]
+    cdf[-1] = 1.0
+    index = torch.searchsorted(cdf, u.to(torch.float64).contiguous(), right=False)
+    return index.clamp_(max=pmf.shape[0] - 1)
+
+
+def normalized_pmf(mass: torch.Tensor, what: str) -> torch.Tensor:
+    """Normalise a non-negative mass vector; reject NaN, negative, zero-total or zero entries."""
+    mass = mass.to(torch.float64)
+    if not torch.isfinite(mass).all():
+        raise ValueError(f"{what}: the proposal has NaN or infinite mass")
+    if (mass < 0).any():
+        raise ValueError(f"{what}: the proposal has negative mass")
+    total = mass.sum()
+    if total <= 0:
+        raise ValueError(f"{what}: the proposal has zero total mass")
+    pmf = mass / total
+    zero = (pmf <= 0).nonzero().flatten()
+    if zero.numel():
+        raise ValueError(
+            f"{what}: the proposal is zero at {zero.numel()} timestep(s) where p(t) > 0 "
+            f"(first: offset {zero[0].item()} in the range); the importance-sampled "
+            "estimate would be silently biased. Mix in a floor of the uniform pmf."
+        )
+    return pmf
+
+
+class TimestepProposal:
+    """Unnormalised proposal mass over the full schedule {0, ..., T-1}; q = mass restricted to the range."""
+
+    name = "proposal"
+
+    def mass(self, num_train_timesteps: int) -> torch.Tensor:
+        """Non-negative float64 [T]."""
+        raise NotImplementedError
+
+    def update(self, t: torch.Tensor, sq_norms: torch.Tensor) -> None:
+        """Learn from the squared direction norms of draws at timesteps t (no-op unless adaptive)."""
+
+
+class UniformProposal(TimestepProposal):
+    """q = p: threestudio's uniform timesteps."""
+
+    name = "uniform"
+
+    def mass(self, num_train_timesteps: int) -> torch.Tensor:
+        return torch.ones(num_train_timesteps, dtype=torch.float64)
+
+
+class ScheduleProposal(TimestepProposal):
+    """q proportional to p * w(t) for an SDS weighting w of the noise schedule (CARV sec. 2.2)."""
+
+    def __init__(self, alphas_cumprod: torch.Tensor, strategy: str):
+        self.alphas_cumprod = alphas_cumprod.detach().to("cpu", torch.float64)
+        self.strategy = strategy
+        self.name = strategy
+
+    def mass(self, num_train_timesteps: int) -> torch.Tensor:
+        steps = torch.arange(num_train_timesteps)
+        return weighting_of_schedule(self.alphas_cumprod, steps, self.strategy)
+
+
+class GaussianProposal(TimestepProposal):
+    """q proportional to p * N(t; peak * T, (width * T)^2): the paper's Gaussian-at-the-peak surrogate."""
+
+    name = "gaussian"
+
+    def __init__(self, peak: float = 0.5, width: float = 0.2):
+        if not 0.0 <= peak <= 1.0:
+            raise ValueError(f"gaussian_peak must be a fraction of the schedule in [0, 1], got {peak}")
+        if not width > 0.0:
+            raise ValueError(f"gaussian_width must be a positive fraction of the schedule, got {width}")
+        self.peak, self.width = float(peak), float(width)
+
+    def mass(self, num_train_timesteps: int) -> torch.Tensor:
+        steps = torch.arange(num_train_timesteps, dtype=torch.float64)
+        z = (steps - self.peak * num_train_timesteps) / (self.width * num_train_timesteps)
+        return torch.exp(-0.5 * z**2)
+
+
+class TableProposal(TimestepProposal):
+    """q proportional to p * a user table over the full schedule [T] or over the range [max - min + 1]."""
+
+    name = "table"
+
+    def __init__(self, table: torch.Tensor, offset: int):
+        table = torch.as_tensor(table, dtype=torch.float64).detach().cpu()
+        if table.ndim != 1:
+            raise ValueError(f"table must be a 1-D tensor of masses, got shape {tuple(table.shape)}")
+        if not torch.isfinite(table).all():
+            raise ValueError("table has NaN or infinite entries")
+        if (table < 0).any():
+            raise ValueError("table has negative entries")
+        if table.sum() <= 0:
+            raise ValueError("table has zero total mass")
+        self.table, self.offset = table, offset
+
+    def mass(self, num_train_timesteps: int) -> torch.Tensor:
+        full = torch.zeros(num_train_timesteps, dtype=torch.float64)
+        end = min(self.offset + self.table.shape[0], num_train_timesteps)
+        full[self.offset : end] = self.table[: end - self.offset]
+        return full
+
+
+class AdaptiveProposal(TimestepProposal):
+    """q proportional to p * sqrt(m(t)), m the running mean of ||f||^2 per timestep bin, mixed with a floor of p.
+
+    Approximates the oracle q* = p sqrt(E[||f||^2 | t]) of CARV sec. 2.2 online
+    (beyond the paper). Unbiased: update() only changes q for later draws.
+    """
+
+    name = "adaptive"
+
+    def __init__(self, num_train_timesteps: int, bins: int = 20, floor: float = 0.1, decay: float = 0.0):
+        if not 1 <= bins <= num_train_timesteps:
+            raise ValueError(f"adaptive_bins must be in [1, {num_train_timesteps}], got {bins}")
+        if not 0.0 < floor <= 1.0:
+            raise ValueError(f"adaptive_floor must be in (0, 1] so that q > 0 where p > 0, got {floor}")
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"adaptive_decay must be in [0, 1), got {decay}")
+        self.bins, self.floor, self.decay = bins, float(floor), float(decay)
+        self.bin_of_step = torch.arange(num_train_timesteps) * bins // num_train_timesteps
+        self.sum_sq = torch.zeros(bins, dtype=torch.float64)
+        self.count = torch.zeros(bins, dtype=torch.float64)
+
+    def update(self, t: torch.Tensor, sq_norms: torch.Tensor) -> None:
+        t = t.detach().flatten().cpu()
+        sq_norms = sq_norms.detach().flatten().cpu().to(torch.float64)
+        if t.shape != sq_norms.shape:
+            raise ValueError(
+                f"update needs one squared norm per timestep, got {tuple(t.shape)} and {tuple(sq_norms.shape)}"
+            )
+        if not torch.isfinite(sq_norms).all() or (sq_norms < 0).any():
+            raise ValueError("update needs finite, non-negative squared norms")
+        bins = self.bin_of_step[t]
+        keep = 1.0 - self.decay
+        self.sum_sq *= keep
+        self.count *= keep
+        self.sum_sq.index_add_(0, bins, sq_norms)
+        self.count.index_add_(0, bins, torch.ones_like(sq_norms))
+
+    def bin_means(self) -> torch.Tensor:
+        """Running mean of ||f||^2 per bin; unvisited bins take the mean over visited ones."""
+        seen = self.count > 0
+        if not seen.any():
+            return torch.ones(self.bins, dtype=torch.float64)
+        means = torch.where(seen, self.sum_sq / self.count.clamp(min=1e-300), 0.0)
+        return torch.where(seen, means, means[seen].mean())
+
+    def mass(self, num_train_timesteps: int) -> torch.Tensor:
+        learned = self.bin_means().sqrt()[self.bin_of_step]
+        if learned.sum() <= 0:
+            learned = torch.ones_like(learned)
+        learned = learned / learned.sum()
+        uniform = torch.full_like(learned, 1.0 / num_train_timesteps)
+        return (1.0 - self.floor) * learned + self.floor * uniform
+
+
+WEIGHTING_STRATEGIES = ("sds", "uniform", "fantasia3d")
+
+
+def weighting_of_schedule(alphas_cumprod: torch.Tensor, t: torch.Tensor, strategy: str) -> torch.Tensor:
+    """SDS weighting w(t): "sds" 1 - abar_t, "uniform" 1, "fantasia3d" sqrt(abar_t) (1 - abar_t)."""
+    abar = alphas_cumprod[t.to(alphas_cumprod.device)]
+    if strategy == "sds":
+        return 1.0 - abar
+    if strategy == "uniform":
+        return torch.ones_like(abar)
+    if strategy == "fantasia3d":
+        return abar.sqrt() * (1.0 - abar)
+    raise ValueError(f"unknown weighting strategy {strategy!r}; valid: {', '.join(WEIGHTING_STRATEGIES)}")
+
+
+class TimestepSampler:
+    """Draws t ~ q on {min_step, ..., max_step} by inverse CDF, with weight p(t) / q(t) (CARV sec. 2.2-2.3)."""
+
+    def __init__(
+        self,
+        proposal: TimestepProposal,
+        *,
+        min_step: int,
+        max_step: int,
+        num_train_timesteps: int,
+        stratified: bool = False,
+        strata: int = 0,
+    ):
+        if strata < 0:
+            raise ValueError(f"strata must be >= 0 (0 = one stratum per draw), got {strata}")
+        if strata and not stratified:
+            raise ValueError("strata is set but stratified=False; set stratified=True or strata=0")
+        self.proposal = proposal
+        self.num_train_timesteps = num_train_timesteps
+        self.stratified, self.strata = stratified, strata
+        self.set_range(min_step, max_step)
+
+    def set_range(self, min_step: int, max_step: int) -> None:
+        """Restrict p and q to {min_step, ..., max_step}; later weights use this range."""
+        min_step, max_step = int(min_step), int(max_step)
+        if not 0 <= min_step <= max_step < self.num_train_timesteps:
+            raise ValueError(
+                f"need 0 <= min_step <= max_step < {self.num_train_timesteps} (the schedule), "
+                f"got min_step={min_step}, max_step={max_step}"
+            )
+        self.min_step, self.max_step = min_step, max_step
+        self.proposal_pmf()
+
+    @property
+    def support(self) -> torch.Tensor:
+        """The timesteps p puts mass on, int64 [max - min + 1]."""
+        return torch.arange(self.min_step, self.max_step + 1)
+
+    def target_pmf(self) -> torch.Tensor:
+        """p: uniform on the range in force, float64 [max - min + 1]."""
+        size = self.max_step - self.min_step + 1
+        return torch.full((size,), 1.0 / size, dtype=torch.float64)
+
+    def proposal_pmf(self) -> torch.Tensor:
+        """q over the range in force, float64 [max - min + 1]."""
+        mass = self.proposal.mass(self.num_train_timesteps)[self.min_step : self.max_step + 1]
+        return normalized_pmf(mass, f"proposal {self.proposal.name!r} on [{self.min_step}, {self.max_step}]")
+
+    def uniforms(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        if self.stratified:
+            return stratified_uniforms(n, self.strata or n, generator=generator)
+        return iid_uniforms(n, generator=generator)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> TimestepDraw:
+        """n draws of (t, p(t)/q(t)); the pmf is computed once, so each weight matches the q that drew t."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        q = self.proposal_pmf()
+        index = inverse_cdf(q, self.uniforms(n, generator))
+        weight = self.target_pmf()[index] / q[index]
+        t = index + self.min_step
+        return TimestepDraw(t=t.to(device), weight=weight.to(device=device, dtype=torch.float32))
+
+    def update(self, t: torch.Tensor, sq_norms: torch.Tensor) -> None:
+        """Feed squared direction norms ||f||^2 of draws at t to the proposal (adaptive only)."""
+        self.proposal.update(t, sq_norms)
+
+
+def make_proposal(
+    proposal: str | torch.Tensor,
+    *,
+    alphas_cumprod: torch.Tensor,
+    min_step: int,
+    gaussian_peak: float = 0.5,
+    gaussian_width: float = 0.2,
+    table: torch.Tensor | None = None,
+    adaptive_bins: int = 20,
+    adaptive_floor: float = 0.1,
+    adaptive_decay: float = 0.0,
+) -> TimestepProposal:
+    """Build a proposal by name; a tensor is taken as a "table"."""
+    if isinstance(proposal, torch.Tensor):
+        proposal, table = "table", proposal
+    if proposal == "uniform":
+        return UniformProposal()
+    if proposal in ("sds", "fantasia3d"):
+        return ScheduleProposal(alphas_cumprod, proposal)
+    if proposal == "gaussian":
+        return GaussianProposal(gaussian_peak, gaussian_width)
+    if proposal == "table":
+        if table is None:
+            raise ValueError('proposal "table" needs table=<non-negative tensor over the schedule or the range>')
+        num_train_timesteps = alphas_cumprod.shape[0]
+        offset = 0 if torch.as_tensor(table).numel() == num_train_timesteps else min_step
+        return TableProposal(table, offset)
+    if proposal == "adaptive":
+        return AdaptiveProposal(alphas_cumprod.shape[0], adaptive_bins, adaptive_floor, adaptive_decay)
+    raise ValueError(f"unknown timestep proposal {proposal!r}; valid: {', '.join(PROPOSALS)}")
+
+
+def make_timestep_sampler(
+    proposal: str | torch.Tensor = "uniform",
+    *,
+    stratified: bool = False,
+    strata: int = 0,
+    alphas_cumprod: torch.Tensor | None = None,
+    min_step: int,
+    max_step: int,
+    num_train_timesteps: int | None = None,
+    **proposal_params,
+) -> TimestepSampler:
+    """A sampler of (t, weight) for threestudio's uniform p on [min_step, max_step] and proposal q.
+
+    alphas_cumprod defaults to Stable Diffusion's schedule with num_train_timesteps
+    (default 1000) steps; it defines the "sds" and "fantasia3d" proposals.
+    """
+    if alphas_cumprod is None:
+        alphas_cumprod = stable_diffusion_alphas_cumprod(num_train_timesteps or SD_NUM_TRAIN_TIMESTEPS)
+    unknown = sorted(set(proposal_params) - set(PROPOSAL_PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown proposal parameter(s) {unknown}; valid: {', '.join(PROPOSAL_PARAMETERS)}")
+    alphas_cumprod = torch.as_tensor(alphas_cumprod).detach().to("cpu", torch.float64)
+    if num_train_timesteps is not None and num_train_timesteps != alphas_cumprod.shape[0]:
+        raise ValueError(
+            f"num_train_timesteps={num_train_timesteps} disagrees with alphas_cumprod of length {alphas_cumprod.shape[0]}"
+        )
+    built = make_proposal(proposal, alphas_cumprod=alphas_cumprod, min_step=int(min_step), **proposal_params)
+    return TimestepSampler(
+        built,
+        min_step=min_step,
+        max_step=max_step,
+        num_train_timesteps=alphas_cumprod.shape[0],
+        stratified=stratified,
+        strata=strata,
+    )
+
+
+def effective_sample_size(weight: torch.Tensor) -> float:
+    """Kish effective sample size (sum w)^2 / sum w^2 of importance weights."""
+    weight = weight.detach().to(torch.float64).flatten()
+    denominator = (weight**2).sum().item()
+    return (weight.sum().item() ** 2) / denominator if denominator > 0 else math.nan
