@@ -1,0 +1,53 @@
+"""The word-level CLIP tokenizer: every known word is one token, unknown words are reported."""
+
+import pytest
+from carv.toyworld.tokenizer import unknown_words, write_clip_tokenizer
+from transformers import CLIPTokenizer
+
+WORDS = ["a", "red", "read", "bread", "mug", "muggle", "chair", "front", "view", "overhead", "side", "back"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tokenizer")
+    write_clip_tokenizer(str(folder), WORDS, model_max_length=16)
+    return CLIPTokenizer.from_pretrained(str(folder)), str(folder)
+
+
+def test_every_word_is_one_token(tokenizer):
+    tok, _ = tokenizer
+    for word in WORDS:
+        ids = tok(word, add_special_tokens=False).input_ids
+        assert len(ids) == 1, (word, tok.convert_ids_to_tokens(ids))
+        assert tok.convert_ids_to_tokens(ids) == [word + "</w>"]
+
+
+def test_prompt_round_trip_and_padding(tokenizer):
+    tok, _ = tokenizer
+    out = tok("a red mug, front view", padding="max_length", max_length=tok.model_max_length)
+    tokens = tok.convert_ids_to_tokens(out.input_ids)
+    assert tokens[:8] == [
+        "<|startoftext|>",
+        "a</w>",
+        "red</w>",
+        "mug</w>",
+        ",</w>",
+        "front</w>",
+        "view</w>",
+        "<|endoftext|>",
+    ]
+    assert len(out.input_ids) == 16
+    assert tok.pad_token_id == tok.eos_token_id
+
+
+def test_unknown_words_are_reported(tokenizer):
+    tok, folder = tokenizer
+    assert unknown_words("a red mug, front view", tok) == []
+    assert unknown_words("a red hamburger, front view", folder) == ["hamburger"]
+    assert unknown_words("A RED Mug", tok) == []
+    assert unknown_words("a blue muggles", tok) == ["blue", "muggles"]
+
+
+def test_rejects_non_ascii_words(tmp_path):
+    with pytest.raises(ValueError, match="lower-case"):
+        write_clip_tokenizer(str(tmp_path), ["Red"])
