@@ -159,10 +159,10 @@ def reuse_limit(costs: CostModel, sigma_b2: float, sigma_w2: float) -> float:
 
 
 def equal_cost_configurations(costs: CostModel, budget: float, k_values=(1, 2, 4, 8, 16, 32)) -> list[tuple[int, int]]:
-    """(R, K) pairs with R = round(budget / (a + K b)) >= 1, one per K, for a fixed per-step budget."""
+    """(R, K) pairs with the most renders R >= 1 whose cost R (a + K b) stays within a per-step budget, one per K."""
     pairs = []
     for k in k_values:
-        renders = round(budget / costs.step_cost(1, k))
+        renders = math.floor(budget / costs.step_cost(1, k) + 1e-9)
         if renders >= 1:
             pairs.append((renders, k))
     return pairs

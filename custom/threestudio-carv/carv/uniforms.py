@@ -21,6 +21,8 @@ def stratified_uniforms(n: int, strata: int, generator: torch.Generator | None =
         raise ValueError(f"strata must be >= 1, got {strata}")
     if n % strata:
         raise ValueError(f"{n} draws cannot be split evenly over {strata} strata; use a divisor of {n}")
+    if strata == 1:
+        return iid_uniforms(n, generator=generator)
     stratum = torch.arange(strata, dtype=torch.float64).repeat(n // strata)
     u = (stratum + torch.rand(n, generator=generator, dtype=torch.float64)) / strata
     order = torch.randperm(n, generator=generator)
