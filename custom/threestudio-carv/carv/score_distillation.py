@@ -1,0 +1,340 @@
+"""CARV score distillation on a diffusion teacher: render once, encode once, re-noise K times (CARV sec. 2).
+
+Pure PyTorch; the teacher is duck-typed (see `Teacher`; carv.teachers builds
+one from a diffusers folder). threestudio's guidance and the CPU pipeline wrap
+`ScoreDistillation`. With K = 1 and the uniform proposal it is threestudio's
+SDS update: the same (t, eps) give the same gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from .estimator import RenoiseResult, renoise_k
+from .timesteps import WEIGHTING_STRATEGIES, TimestepDraw, effective_sample_size, make_timestep_sampler
+
+
+class Teacher(Protocol):
+    """What the guidance needs from a teacher (carv.teachers.DiffusionTeacher implements it)."""
+
+    alphas_cumprod: torch.Tensor  # float32 [T]
+    native_resolution: int  # image side in pixels
+    weights_dtype: torch.dtype
+    noise_channels: int
+
+    def set_weights_dtype(self, dtype: torch.dtype) -> None: ...
+
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor: ...
+
+
+@dataclass
+class ScoreDistillationConfig:
+    """Options; names follow threestudio's stable-diffusion-guidance where it has one."""
+
+    guidance_scale: float = 100.0  # CFG scale s in eps_text + s (eps_text - eps_uncond)
+    weighting_strategy: str = "sds"  # w(t): "sds" 1 - abar_t, "uniform" 1, "fantasia3d" sqrt(abar_t)(1 - abar_t)
+    min_step_percent: float = 0.02  # min_step = int(T * min_step_percent)
+    max_step_percent: float = 0.98  # max_step = int(T * max_step_percent)
+    grad_clip: float | None = None  # clamp of the averaged latent direction to +-grad_clip; BIASED, off by default
+    half_precision_weights: bool = False  # float16 teacher weights (threestudio's default is True)
+    native_resolution: int = 0  # image side fed to the teacher; 0 = the teacher's own
+    noise_samples_per_render: int = 1  # K: (t, eps) draws per render
+    timestep_proposal: str = "uniform"  # q(t): uniform, sds, fantasia3d, gaussian, adaptive
+    timestep_stratified: bool = False  # stratified inverse-CDF draws (CARV sec. 2.3)
+    timestep_strata: int = 0  # strata per step; 0 = one per draw (R * K)
+    gaussian_peak: float = 0.5  # "gaussian" proposal centre, fraction of the schedule
+    gaussian_width: float = 0.2  # "gaussian" proposal width, fraction of the schedule
+    adaptive_bins: int = 20  # "adaptive" proposal: timestep bins of the running ||f||^2 means
+    adaptive_floor: float = 0.1  # "adaptive" proposal: mixture weight of p, keeps q > 0
+    adaptive_decay: float = 0.0  # "adaptive" proposal: forgetting factor of the running means
+    max_unet_batch: int = 0  # most UNet inputs per forward pass; 0 = all 2RK (4RK Perp-Neg) at once
+
+
+@dataclass
+class TextConditioning:
+    """Text embeddings, one set per render ([R, ...]) or shared ([1, ...]).
+
+    With negatives it is Perp-Neg (threestudio's prompt_utils.use_perp_neg).
+    """
+
+    cond: torch.Tensor  # [R or 1, N, F]
+    uncond: torch.Tensor  # [R or 1, N, F]
+    negatives: torch.Tensor | None = None  # [R or 1, M, N, F] Perp-Neg negative prompts
+    negative_weights: torch.Tensor | None = None  # [R or 1, M] Perp-Neg weights (threestudio's are <= 0)
+
+    @classmethod
+    def from_threestudio(
+        cls, text_embeddings: torch.Tensor, batch_size: int, neg_guidance_weights: torch.Tensor | None = None
+    ) -> TextConditioning:
+        """Split threestudio's layout: [cond B; uncond B], or Perp-Neg's [pos B; uncond B; neg M*B] + weights [B, M]."""
+        cond, uncond = text_embeddings[:batch_size], text_embeddings[batch_size : 2 * batch_size]
+        if neg_guidance_weights is None:
+            if text_embeddings.shape[0] != 2 * batch_size:
+                raise ValueError(f"expected 2 * {batch_size} text embeddings, got {text_embeddings.shape[0]}")
+            return cls(cond, uncond)
+        m = neg_guidance_weights.shape[-1]
+        if text_embeddings.shape[0] != (2 + m) * batch_size:
+            raise ValueError(f"Perp-Neg needs (2 + {m}) * {batch_size} embeddings, got {text_embeddings.shape[0]}")
+        negatives = text_embeddings[2 * batch_size :].view(batch_size, m, *text_embeddings.shape[1:])
+        return cls(cond, uncond, negatives, neg_guidance_weights.view(batch_size, m))
+
+    @property
+    def perp_neg(self) -> bool:
+        return self.negatives is not None
+
+    def check(self, renders: int) -> None:
+        """Reject counts that are neither 1 nor R, mismatched shapes, half-given Perp-Neg, NaN or Inf."""
+        parts = {"cond": self.cond, "uncond": self.uncond}
+        if (self.negatives is None) != (self.negative_weights is None):
+            raise ValueError("Perp-Neg needs both negatives [R, M, N, F] and negative_weights [R, M]")
+        if self.perp_neg:
+            parts.update(negatives=self.negatives, negative_weights=self.negative_weights)
+            if (
+                self.negatives.shape[:2] != self.negative_weights.shape
+                or self.negatives.shape[2:] != self.cond.shape[1:]
+            ):
+                raise ValueError(
+                    f"negatives {tuple(self.negatives.shape)} and negative_weights "
+                    f"{tuple(self.negative_weights.shape)} do not fit cond {tuple(self.cond.shape)}"
+                )
+        for name, value in parts.items():
+            if value.shape[0] not in (1, renders):
+                raise ValueError(f"{name} holds {value.shape[0]} embeddings for {renders} renders; give 1 or {renders}")
+            if not torch.isfinite(value).all():
+                raise ValueError(f"{name} contains NaN or Inf")
+        if self.cond.ndim != 3 or self.uncond.shape[1:] != self.cond.shape[1:]:
+            raise ValueError(
+                f"cond and uncond must both be [R or 1, N, F], got {tuple(self.cond.shape)} and "
+                f"{tuple(self.uncond.shape)}"
+            )
+
+    def blocks_for(self, render_index: torch.Tensor) -> torch.Tensor:
+        """Embeddings of the UNet batch for draws of render_index [n]: cond, uncond, then each negative, [B*n, N, F]."""
+        blocks = [pick(self.cond, render_index), pick(self.uncond, render_index)]
+        if self.perp_neg:
+            blocks += [pick(self.negatives[:, i], render_index) for i in range(self.negatives.shape[1])]
+        return torch.cat(blocks, dim=0)
+
+
+def pick(embeddings: torch.Tensor, render_index: torch.Tensor) -> torch.Tensor:
+    """Rows of render_index from per-render embeddings, or the shared row repeated."""
+    if embeddings.shape[0] == 1:
+        return embeddings.expand(render_index.shape[0], *embeddings.shape[1:])
+    return embeddings[render_index.to(embeddings.device)]
+
+
+def perpendicular_component(x: torch.Tensor, y: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """x minus its projection on y, per row of [n, ...] (Perp-Neg, Armandpour et al. 2023)."""
+    dims = tuple(range(1, x.ndim))
+    scale = (x * y).sum(dim=dims, keepdim=True) / (y * y).sum(dim=dims, keepdim=True).clamp(min=eps)
+    return x - scale * y
+
+
+def classifier_free_guidance(eps_text: torch.Tensor, eps_uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """threestudio's CFG convention eps_text + s (eps_text - eps_uncond) (= diffusers' with s + 1)."""
+    return eps_text + scale * (eps_text - eps_uncond)
+
+
+def perp_neg_guidance(eps: torch.Tensor, weights: torch.Tensor, scale: float) -> torch.Tensor:
+    """threestudio's Perp-Neg: eps_u + s (e_pos + sum_i w_i perp(eps_neg_i - eps_u, e_pos)); eps [2+M, n, ...]."""
+    eps_text, eps_uncond = eps[0], eps[1]
+    e_pos = eps_text - eps_uncond
+    shape = (-1,) + (1,) * (e_pos.ndim - 1)
+    accumulated = torch.zeros_like(e_pos)
+    for i in range(eps.shape[0] - 2):
+        accumulated += weights[:, i].view(shape) * perpendicular_component(eps[2 + i] - eps_uncond, e_pos)
+    return eps_uncond + scale * (e_pos + accumulated)
+
+
+def in_chunks(function, *tensors: torch.Tensor, size: int) -> torch.Tensor:
+    """function over row chunks of at most size rows (0 = one call), concatenated."""
+    rows = tensors[0].shape[0]
+    size = size if size > 0 else rows
+    return torch.cat([function(*(x[i : i + size] for x in tensors)) for i in range(0, rows, size)], dim=0)
+
+
+def check_config(config: ScoreDistillationConfig) -> None:
+    """Reject option values the guidance cannot run with (the sampler checks its own)."""
+    if config.weighting_strategy not in WEIGHTING_STRATEGIES:
+        raise ValueError(
+            f"unknown weighting_strategy {config.weighting_strategy!r}; valid: {', '.join(WEIGHTING_STRATEGIES)}"
+        )
+    k = config.noise_samples_per_render
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"noise_samples_per_render (K) must be a positive integer, got {k!r}")
+    if not math.isfinite(config.guidance_scale):
+        raise ValueError(f"guidance_scale must be finite, got {config.guidance_scale}")
+    if config.max_unet_batch < 0:
+        raise ValueError(f"max_unet_batch must be >= 0 (0 = all at once), got {config.max_unet_batch}")
+    if config.native_resolution < 0:
+        raise ValueError(f"native_resolution must be >= 0 (0 = the teacher's), got {config.native_resolution}")
+
+
+def check_render(rgb: torch.Tensor) -> None:
+    """rgb must be a finite float tensor [R, H, W, 3] with values in [0, 1]."""
+    if not isinstance(rgb, torch.Tensor) or not rgb.is_floating_point():
+        raise ValueError(
+            f"rgb must be a float tensor [R, H, W, 3], got {type(rgb).__name__} {getattr(rgb, 'dtype', '')}"
+        )
+    if rgb.ndim != 4 or rgb.shape[-1] != 3 or rgb.shape[0] < 1:
+        raise ValueError(f"rgb must be [R, H, W, 3] (channels last, 3 channels), got shape {tuple(rgb.shape)}")
+    if not torch.isfinite(rgb).all():
+        raise ValueError("rgb contains NaN or Inf")
+    low, high = rgb.detach().aminmax()
+    if low < 0 or high > 1:
+        raise ValueError(f"rgb values must lie in [0, 1], got [{low.item():.4g}, {high.item():.4g}]")
+
+
+class ScoreDistillation:
+    """SDS loss from R renders with K (t, eps) draws each; d loss / d latents = (mean_k rho w (eps_hat - eps)) / R.
+
+    Unbiased for threestudio's SDS gradient E_{t ~ U[min, max], eps}[w(t)(eps_hat - eps)] whatever the
+    proposal, stratification and K (CARV sec. 2); grad_clip is the one biased option.
+    """
+
+    def __init__(self, teacher: Teacher, config: ScoreDistillationConfig | None = None):
+        self.teacher = teacher
+        self.config = config = config or ScoreDistillationConfig()
+        check_config(config)
+        dtype = torch.float16 if config.half_precision_weights else torch.float32
+        if teacher.weights_dtype != dtype:
+            teacher.set_weights_dtype(dtype)
+        self.resolution = config.native_resolution or teacher.native_resolution
+        self.num_train_timesteps = teacher.alphas_cumprod.shape[0]
+        self.min_step, self.max_step = self.step_range(config.min_step_percent, config.max_step_percent)
+        self.grad_clip = config.grad_clip
+        self.sampler = make_timestep_sampler(
+            config.timestep_proposal,
+            stratified=config.timestep_stratified,
+            strata=config.timestep_strata,
+            alphas_cumprod=teacher.alphas_cumprod,
+            min_step=self.min_step,
+            max_step=self.max_step,
+            **self.proposal_parameters(),
+        )
+
+    def proposal_parameters(self) -> dict:
+        """The config's parameters of the chosen proposal only."""
+        prefix = {"gaussian": "gaussian_", "adaptive": "adaptive_"}.get(self.config.timestep_proposal)
+        names = [n for n in vars(self.config) if prefix and n.startswith(prefix)]
+        return {name: getattr(self.config, name) for name in names}
+
+    def step_range(self, min_step_percent: float, max_step_percent: float) -> tuple[int, int]:
+        """threestudio's int(T * percent) for both ends."""
+        if not 0.0 <= min_step_percent <= max_step_percent < 1.0:
+            raise ValueError(
+                f"need 0 <= min_step_percent <= max_step_percent < 1, got {min_step_percent}, {max_step_percent}"
+            )
+        return int(self.num_train_timesteps * min_step_percent), int(self.num_train_timesteps * max_step_percent)
+
+    def update_schedule(self, min_step_percent: float, max_step_percent: float, grad_clip: float | None) -> None:
+        """Apply already-evaluated schedules (threestudio's C() values); later draws use the new range."""
+        self.min_step, self.max_step = self.step_range(min_step_percent, max_step_percent)
+        self.sampler.set_range(self.min_step, self.max_step)
+        self.grad_clip = grad_clip
+
+    def latents(self, rgb: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Encode each render once: resize to the native resolution, map to [-1, 1], VAE sample * scaling."""
+        check_render(rgb)
+        images = rgb.permute(0, 3, 1, 2)
+        if images.shape[-2:] != (self.resolution, self.resolution):
+            images = F.interpolate(images, (self.resolution, self.resolution), mode="bilinear", align_corners=False)
+        latents = self.teacher.encode(images * 2.0 - 1.0, generator)
+        if not torch.isfinite(latents).all():
+            raise ValueError("the teacher's encoder produced NaN or Inf latents (float16 overflow?)")
+        if latents.shape[1] != self.teacher.noise_channels:
+            raise ValueError(f"latents have {latents.shape[1]} channels, the UNet takes {self.teacher.noise_channels}")
+        return latents
+
+    def guided_noise(self, text: TextConditioning):
+        """eps_hat(z_t, t, render_index): all guidance blocks in UNet batches of at most max_unet_batch inputs."""
+
+        def eps_hat(z_t: torch.Tensor, t: torch.Tensor, render_index: torch.Tensor) -> torch.Tensor:
+            blocks = 2 + (text.negatives.shape[1] if text.perp_neg else 0)
+            inputs = z_t.repeat(blocks, *(1,) * (z_t.ndim - 1))
+            embeddings = text.blocks_for(render_index).to(z_t.device)
+            eps = in_chunks(
+                self.teacher.predict_noise, inputs, t.repeat(blocks), embeddings, size=self.config.max_unet_batch
+            )
+            eps = eps.view(blocks, *z_t.shape)
+            if text.perp_neg:
+                weights = pick(text.negative_weights, render_index).to(eps)
+                return perp_neg_guidance(eps, weights, self.config.guidance_scale)
+            return classifier_free_guidance(eps[0], eps[1], self.config.guidance_scale)
+
+        return eps_hat
+
+    def direction(
+        self,
+        latents: torch.Tensor,
+        text: TextConditioning,
+        *,
+        generator: torch.Generator | None = None,
+        draws: TimestepDraw | None = None,
+        noise: torch.Tensor | None = None,
+        keep_draws: bool = False,
+    ) -> RenoiseResult:
+        """The K-averaged weighted SDS direction per render (no grad), fed back to an adaptive proposal."""
+        text.check(latents.shape[0])
+        result = renoise_k(
+            latents,
+            self.guided_noise(text),
+            self.sampler,
+            k=self.config.noise_samples_per_render,
+            alphas_cumprod=self.teacher.alphas_cumprod,
+            weighting=self.config.weighting_strategy,
+            generator=generator,
+            draws=draws,
+            noise=noise,
+            keep_draws=keep_draws,
+        )
+        self.sampler.update(result.t.flatten(), result.sq_norm.flatten())
+        return result
+
+    def __call__(
+        self,
+        rgb: torch.Tensor,
+        text: TextConditioning,
+        *,
+        generator: torch.Generator | None = None,
+        draws: TimestepDraw | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> dict:
+        """loss_sds, grad_norm, min_step, max_step and scalar diagnostics for rgb [R, H, W, 3] in [0, 1].
+
+        draws (R*K) and noise [R, K, C, h, w] may be given to fix the randomness; never decodes.
+        """
+        text.check(rgb.shape[0] if isinstance(rgb, torch.Tensor) and rgb.ndim == 4 else 0)
+        latents = self.latents(rgb, generator)
+        result = self.direction(latents, text, generator=generator, draws=draws, noise=noise)
+        grad = result.direction
+        if self.grad_clip is not None:
+            grad = grad.clamp(-self.grad_clip, self.grad_clip)
+        target = (latents - grad).detach()
+        loss = 0.5 * F.mse_loss(latents, target, reduction="sum") / latents.shape[0]
+        return {
+            "loss_sds": loss,
+            "grad_norm": grad.norm(),
+            "min_step": self.min_step,
+            "max_step": self.max_step,
+            **diagnostics(result),
+        }
+
+
+def diagnostics(result: RenoiseResult) -> dict:
+    """Scalars of one step: mean t, mean importance weight, their Kish ESS, mean / max per-draw direction norm."""
+    norms = result.sq_norm.sqrt()
+    return {
+        "t_mean": result.t.float().mean().item(),
+        "weight_mean": result.weight.mean().item(),
+        "weight_ess": effective_sample_size(result.weight),
+        "direction_norm_mean": norms.mean().item(),
+        "direction_norm_max": norms.max().item(),
+    }

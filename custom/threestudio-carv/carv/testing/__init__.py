@@ -1,0 +1,1 @@
+"""Test and benchmark fixtures (import by module path: they need diffusers and transformers)."""
