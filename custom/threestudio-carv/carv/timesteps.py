@@ -45,11 +45,17 @@ class TimestepDraw:
         return self.t.shape[0]
 
 
-def inverse_cdf(pmf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Index of the smallest support point whose CDF is >= u (u in [0, 1)), int64."""
+def cumulative(pmf: torch.Tensor) -> torch.Tensor:
+    """CDF of a pmf, float64, with the last entry exactly 1."""
     cdf = torch.cumsum(pmf.to(torch.float64), dim=0)
     cdf = cdf / cdf[-1]
     cdf[-1] = 1.0
+    return cdf
+
+
+def inverse_cdf(pmf: torch.Tensor, u: torch.Tensor, cdf: torch.Tensor | None = None) -> torch.Tensor:
+    """Index of the smallest support point whose CDF is >= u (u in [0, 1)), int64."""
+    cdf = cumulative(pmf) if cdf is None else cdf
     index = torch.searchsorted(cdf, u.to(torch.float64).contiguous(), right=False)
     return index.clamp_(max=pmf.shape[0] - 1)
 
@@ -79,6 +85,7 @@ class TimestepProposal:
     """Unnormalised proposal mass over the full schedule {0, ..., T-1}; q = mass restricted to the range."""
 
     name = "proposal"
+    version = 0  # bumped whenever the mass changes, so samplers know to recompute q
 
     def mass(self, num_train_timesteps: int) -> torch.Tensor:
         """Non-negative float64 [T]."""
@@ -188,6 +195,7 @@ class AdaptiveProposal(TimestepProposal):
         self.count *= keep
         self.sum_sq.index_add_(0, bins, sq_norms)
         self.count.index_add_(0, bins, torch.ones_like(sq_norms))
+        self.version += 1
 
     def bin_means(self) -> torch.Tensor:
         """Running mean of ||f||^2 per bin; unvisited bins take the mean over visited ones."""
@@ -252,7 +260,7 @@ class TimestepSampler:
                 f"got min_step={min_step}, max_step={max_step}"
             )
         self.min_step, self.max_step = min_step, max_step
-        self.proposal_pmf()
+        self.weight_table()
 
     @property
     def support(self) -> torch.Tensor:
@@ -266,8 +274,17 @@ class TimestepSampler:
 
     def proposal_pmf(self) -> torch.Tensor:
         """q over the range in force, float64 [max - min + 1]."""
-        mass = self.proposal.mass(self.num_train_timesteps)[self.min_step : self.max_step + 1]
-        return normalized_pmf(mass, f"proposal {self.proposal.name!r} on [{self.min_step}, {self.max_step}]")
+        return self.weight_table()[0].clone()
+
+    def weight_table(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(q, p / q, CDF of q) over the range in force, recomputed only when the range or the proposal changes."""
+        key = (self.min_step, self.max_step, self.proposal.version)
+        if getattr(self, "_table_key", None) != key:
+            mass = self.proposal.mass(self.num_train_timesteps)[self.min_step : self.max_step + 1]
+            q = normalized_pmf(mass, f"proposal {self.proposal.name!r} on [{self.min_step}, {self.max_step}]")
+            self._table = (q, self.target_pmf() / q, cumulative(q))
+            self._table_key = key
+        return self._table
 
     def uniforms(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
         if self.stratified:
@@ -278,9 +295,9 @@ class TimestepSampler:
         """n draws of (t, p(t)/q(t)); the pmf is computed once, so each weight matches the q that drew t."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        q = self.proposal_pmf()
-        index = inverse_cdf(q, self.uniforms(n, generator))
-        weight = self.target_pmf()[index] / q[index]
+        q, weight_of_index, cdf = self.weight_table()
+        index = inverse_cdf(q, self.uniforms(n, generator), cdf)
+        weight = weight_of_index[index]
         t = index + self.min_step
         return TimestepDraw(t=t.to(device), weight=weight.to(device=device, dtype=torch.float32))
 
