@@ -1,0 +1,48 @@
+"""threestudio-carv: the threestudio extension of CARV (guidance, system, CPU volume renderer).
+
+threestudio's launch.py imports this folder from custom/ and only prints an import error,
+which surfaces later as a KeyError in threestudio.find; so every missing requirement is
+reported here with a banner that says what to install.
+"""
+
+import sys
+
+SUPPORTED_THREESTUDIO = "0.2."
+THREESTUDIO_HELP = (
+    "install threestudio 0.2.x from github.com/threestudio-project/threestudio as its README says, "
+    "put this folder in its custom/ directory (or link it there) and run launch.py from threestudio's root"
+)
+CARV_HELP = (
+    "install this project into threestudio's environment: pip install -e <path of the threestudio-carv repository>"
+)
+
+
+def _fail(message: str, cause: BaseException | None = None):
+    banner = "=" * 78
+    print(f"\n{banner}\nthreestudio-carv cannot load: {message}\n{banner}\n", file=sys.stderr)
+    raise ImportError(f"threestudio-carv: {message}") from cause
+
+
+def _check_threestudio() -> None:
+    try:
+        import threestudio
+    except ImportError as error:
+        _fail(f"threestudio is not importable ({error}); {THREESTUDIO_HELP}", error)
+    version = getattr(threestudio, "__version__", "unknown")
+    if not version.startswith(SUPPORTED_THREESTUDIO):
+        _fail(f"threestudio {version} is not supported (need {SUPPORTED_THREESTUDIO}x); {THREESTUDIO_HELP}")
+
+
+def _check_carv() -> None:
+    try:
+        import carv  # noqa: F401
+    except ImportError as error:
+        _fail(f"the `carv` package is not importable ({error}); {CARV_HELP}", error)
+
+
+_check_threestudio()
+_check_carv()
+
+from . import guidance, renderer, resolvers, system  # noqa: E402, F401  (registers the classes)
+
+resolvers.register_resolvers()
