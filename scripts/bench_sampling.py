@@ -17,10 +17,11 @@ import json
 import statistics
 import timeit
 
-import carv
 import torch
-from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance, measured_variance
 from tqdm import tqdm
+
+import carv
+from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance, measured_variance
 
 MIN_STEP, MAX_STEP = 20, 980
 

@@ -2,9 +2,10 @@
 
 import math
 
-import carv
 import pytest
 import torch
+
+import carv
 from carv.accounting import anova_sums_of_squares, work_normalised_variance
 
 from .stats import chi2_lower_quantile, two_sided_z

@@ -1,8 +1,9 @@
 """The render-once / re-noise-K estimator: exact equivalences and unbiasedness."""
 
-import carv
 import pytest
 import torch
+
+import carv
 
 from .stats import two_sided_z
 

@@ -1,8 +1,9 @@
 """The sampler contract, run over every proposal x {IID, stratified} (STYLE.md's shared mixin)."""
 
-import carv
 import pytest
 import torch
+
+import carv
 from carv.timesteps import inverse_cdf
 
 from .stats import two_sided_z, variance_upper_bound

@@ -1,7 +1,8 @@
 """The benchmark toy: exact variances agree with repetition, and the oracle beats uniform."""
 
-import carv
 import torch
+
+import carv
 from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance, measured_variance
 
 from .stats import two_sided_z
