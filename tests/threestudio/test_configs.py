@@ -1,0 +1,68 @@
+"""Every shipped config, and each of its variants, loads through threestudio's loader and parses."""
+
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from .conftest import PROJECT_ROOT
+
+CONFIGS = sorted(p for p in (PROJECT_ROOT / "configs").glob("*.yaml") if p.name != "variants.yaml")
+VARIANTS = OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "configs" / "variants.yaml"))
+PARTS = ("geometry", "material", "background", "renderer", "guidance", "prompt_processor")
+REQUIRED = ["system.prompt_processor.prompt=a hamburger", "system.geometry_convert_from=coarse.ckpt"]
+
+
+def load(threestudio, config: Path, overrides: list[str]):
+    from threestudio.utils.config import load_config
+
+    return load_config(str(config), cli_args=REQUIRED + overrides, n_gpus=1)
+
+
+def parse_parts(threestudio, cfg) -> None:
+    """Parse the system config and each sub-config with the Config of the class it names."""
+    from threestudio.data.uncond import RandomCameraDataModuleConfig
+    from threestudio.utils.config import parse_structured
+
+    parse_structured(RandomCameraDataModuleConfig, cfg.data)
+    system_cfg = parse_structured(threestudio.find(cfg.system_type).Config, cfg.system)
+    for part in PARTS:
+        parse_structured(threestudio.find(system_cfg[f"{part}_type"]).Config, system_cfg[part])
+
+
+def test_the_configs_are_found():
+    assert {p.name for p in CONFIGS} >= {"carv-dreamfusion-sd.yaml", "carv-toy-teacher.yaml"}
+    assert set(VARIANTS) == {"carv", "baseline"}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.stem)
+def test_config_and_variant_load_and_parse(threestudio, in_tmp_dir, config, variant):
+    cfg = load(threestudio, config, VARIANTS[variant])
+    parse_parts(threestudio, cfg)
+    assert cfg.system.guidance_type.startswith("carv-")
+    assert cfg.system_type.startswith("carv-")
+
+
+def test_baseline_variant_is_threestudios_sds(threestudio, in_tmp_dir):
+    cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-dreamfusion-sd.yaml", VARIANTS["baseline"])
+    guidance = cfg.system.guidance
+    assert (cfg.data.batch_size, guidance.noise_samples_per_render) == (4, 1)
+    assert (guidance.timestep_proposal, guidance.timestep_stratified) == ("uniform", False)
+
+
+def test_toy_teacher_path_points_into_the_project(threestudio, in_tmp_dir):
+    cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml", [])
+    assert Path(cfg.system.guidance.pretrained_model_name_or_path) == PROJECT_ROOT / "load" / "toy-teacher"
+    assert (
+        cfg.system.prompt_processor.pretrained_model_name_or_path == cfg.system.guidance.pretrained_model_name_or_path
+    )
+
+
+@pytest.mark.parametrize("part", ["guidance", "renderer"])
+def test_unknown_keys_fail(threestudio, in_tmp_dir, part):
+    from threestudio.utils.config import parse_structured
+
+    cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml", [f"system.{part}.no_such_option=1"])
+    with pytest.raises(Exception, match="no_such_option"):
+        parse_structured(threestudio.find(cfg.system[f"{part}_type"]).Config, cfg.system[part])
