@@ -1,6 +1,7 @@
 """Tiny random-weight teachers, written once per session and loaded through from_pretrained."""
 
 import pytest
+
 from carv.teachers import PromptEncoder, load_teacher
 from carv.testing.teachers import build_tiny_if_teacher, build_tiny_sd_teacher
 

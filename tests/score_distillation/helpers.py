@@ -36,3 +36,27 @@ def reference_direction(teacher, scheduler, latents, t, noise, cond, uncond, sca
     with torch.no_grad():
         eps_hat = reference_guided_noise(teacher, z_t, t, cond, uncond, scale)
     return (1 - abar) * (eps_hat - noise)
+
+
+class AnalyticTeacher:
+    """A cheap duck-typed pixel teacher: eps(z_t, t, text) = tanh(c(t) z_t) + mean(text) t / T (nonlinear in t)."""
+
+    noise_channels = 3
+    weights_dtype = torch.float32
+
+    def __init__(self, native_resolution: int = 8):
+        import carv
+
+        self.alphas_cumprod = carv.stable_diffusion_alphas_cumprod().float()
+        self.native_resolution = native_resolution
+
+    def set_weights_dtype(self, dtype: torch.dtype) -> None:
+        self.weights_dtype = dtype
+
+    def encode(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return images
+
+    def predict_noise(self, z_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        slope = (0.5 + torch.cos(t.double() / 150.0) ** 2).float().view(-1, 1, 1, 1)
+        shift = text.mean(dim=(1, 2)).view(-1, 1, 1, 1) * t.float().view(-1, 1, 1, 1) / 1000.0
+        return torch.tanh(slope * z_t) + shift

@@ -2,12 +2,13 @@
 
 import json
 
-import carv
 import pytest
 import torch
+from diffusers import DDIMScheduler, DDPMScheduler
+
+import carv
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
 from carv.teachers import load_teacher
-from diffusers import DDIMScheduler, DDPMScheduler
 
 from .helpers import random_render, reference_direction, reference_latents, seeded
 
