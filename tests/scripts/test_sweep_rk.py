@@ -1,0 +1,62 @@
+"""scripts/sweep_rk.py: equal-cost commands, cost fit, and the collected table."""
+
+import csv
+import shlex
+
+import pytest
+
+from .conftest import SCRIPTS
+
+CONFIG = SCRIPTS.parent / "configs" / "carv-dreamfusion-sd.yaml"
+
+
+def test_dry_run_prints_one_command_per_pair_prompt_and_seed(sweep_rk, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a hamburger\n\na red mug\n")
+    argv = ["--config", str(CONFIG), "--prompts", str(prompts), "--seeds", "0", "1", "--a", "4", "--b", "1"]
+    sweep_rk.main(argv + ["--k", "1", "16", "--variant", "baseline", "--out", str(tmp_path / "out"), "--dry-run"])
+    lines = capsys.readouterr().out.splitlines()
+    commands = [shlex.split(line) for line in lines[1:]]
+    assert "(4, 1), (1, 16)" in lines[0]
+    assert len(commands) == 2 * 2 * 2
+    last = commands[-1]
+    assert last[last.index("--config") + 1] == str(CONFIG.resolve())
+    assert "system.guidance.timestep_proposal=uniform" in last
+    assert last.index("data.batch_size=1") > last.index("data.batch_size=4")  # the sweep's R wins
+    assert "name=carv-dreamfusion-sd-R1K16" in last and "tag=a_red_mug-seed1" in last
+
+
+def test_cost_fit_recovers_a_and_b(sweep_rk):
+    runs = [(r, k, r * (0.3 + k * 0.02)) for r, k in [(4, 1), (1, 16), (2, 4), (1, 1)]]
+    costs = sweep_rk.fit_cost_model(runs)
+    assert costs.a == pytest.approx(0.3) and costs.b == pytest.approx(0.02)
+    with pytest.raises(ValueError, match="two or more values of K"):
+        sweep_rk.fit_cost_model([(4, 1, 1.0), (2, 1, 0.5)])
+
+
+def test_unknown_variant_is_refused(sweep_rk):
+    with pytest.raises(SystemExit, match="unknown variant"):
+        sweep_rk.variant_overrides("no-such-variant")
+
+
+def write_run(root, renders, k, tag, step_seconds):
+    metrics = root / f"carv-dreamfusion-sd-R{renders}K{k}" / tag / "csv_logs" / "version_0" / "metrics.csv"
+    metrics.parent.mkdir(parents=True)
+    with open(metrics, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["step", "train/time_render", "train/time_guidance", "train/time_backward", "train/loss_sds"])
+        for step, seconds in enumerate(step_seconds):
+            writer.writerow([step, seconds / 4, seconds / 2, seconds / 4, 10.0 - step])
+        writer.writerow([len(step_seconds), "", "", "", ""])  # a row of other metrics only
+
+
+def test_collect_only_tables_every_run(sweep_rk, tmp_path, capsys):
+    write_run(tmp_path, 4, 1, "a_mug-seed0", [2.0, 2.0])
+    write_run(tmp_path, 1, 16, "a_mug-seed0", [1.0, 3.0, 2.0])
+    sweep_rk.main(["--collect-only", "--out", str(tmp_path)])
+    with open(tmp_path / "sweep.csv", newline="") as stream:
+        rows = {(int(r["R"]), int(r["K"])): r for r in csv.DictReader(stream)}
+    assert set(rows) == {(4, 1), (1, 16)}
+    assert float(rows[(1, 16)]["mean_step_seconds"]) == pytest.approx(2.0)
+    assert int(rows[(1, 16)]["steps"]) == 3 and float(rows[(1, 16)]["last_loss_sds"]) == 8.0
+    assert (tmp_path / "sweep.png").stat().st_size > 0
