@@ -1,0 +1,57 @@
+"""AutoK picks the K* of the cost model from planted components and costs."""
+
+import math
+
+import pytest
+
+import carv
+from carv.autotune import AutoK
+
+from .test_accounting import planted_grid
+
+
+def test_auto_k_picks_the_known_k_star_from_planted_components():
+    a, b, sigma_b2, sigma_w2 = 16.0, 1.0, 1.0, 4.0  # K* = sqrt(16 * 4 / 1) = 8
+    auto = AutoK(k_initial=2, every=10, smoothing=0.0)
+    auto.observe_costs(a, b)
+    auto.observe_components(carv.variance_components(planted_grid(4000, 4, 6, sigma_b2, sigma_w2, seed=3)))
+    assert auto.k_for_step(5) == 2  # not a multiple of `every`: K stays
+    assert auto.k_for_step(10) == carv.optimal_k(a, b, sigma_b2, sigma_w2) == 8
+
+
+def test_auto_k_keeps_k_until_it_has_estimates_and_respects_bounds():
+    auto = AutoK(k_initial=4, k_min=2, k_max=6, every=1)
+    assert auto.k_for_step(0) == 4
+    auto.observe_costs(100.0, 1.0)
+    auto.observe_components(carv.VarianceComponents(0.0, 1.0, math.nan, math.nan, 2, 2))
+    assert auto.k_for_step(1) == 6
+    auto = AutoK(k_initial=2, k_min=2, k_max=6, every=1)
+    auto.observe_costs(0.0, 1.0)
+    auto.observe_components(carv.VarianceComponents(1.0, 1.0, math.nan, math.nan, 2, 2))
+    assert auto.k_for_step(1) == 2
+
+
+def test_running_averages():
+    auto = AutoK(smoothing=0.5)
+    auto.observe_costs(2.0, 1.0)
+    auto.observe_costs(4.0, 3.0)
+    assert (auto.a, auto.b) == (3.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"k_initial": 0}, "k_min <= k_initial"), ({"every": 0}, "every"), ({"smoothing": 1.0}, "smoothing")],
+)
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        AutoK(**kwargs)
+
+
+def test_bad_observations():
+    auto = AutoK()
+    with pytest.raises(ValueError, match="b > 0"):
+        auto.observe_costs(1.0, 0.0)
+    with pytest.raises(ValueError, match="finite"):
+        auto.observe_components(carv.VarianceComponents(float("nan"), 1.0, 0.0, 0.0, 2, 2))
+    with pytest.raises(ValueError, match="before choosing K"):
+        auto.k_star()
