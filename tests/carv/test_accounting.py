@@ -6,7 +6,12 @@ import pytest
 import torch
 
 import carv
-from carv.accounting import anova_sums_of_squares, work_normalised_variance
+from carv.accounting import (
+    anova_sums_of_squares,
+    component_estimates,
+    leave_one_render_out_estimates,
+    work_normalised_variance,
+)
 
 from .stats import chi2_lower_quantile, two_sided_z
 
@@ -118,3 +123,9 @@ def test_bad_costs_and_counts():
         carv.predicted_variance(1.0, 1.0, 1, 0)
     with pytest.raises(ValueError, match="NaN"):
         carv.variance_components(torch.full((3, 3, 2), float("nan")))
+
+
+def test_leave_one_out_sums_equal_recomputing_without_each_render():
+    g = planted_grid(6, 3, 4, 1.0, 2.0, seed=9)
+    direct = torch.tensor([component_estimates(torch.cat([g[:i], g[i + 1 :]])) for i in range(6)], dtype=torch.float64)
+    torch.testing.assert_close(leave_one_render_out_estimates(g), direct, rtol=1e-10, atol=1e-12)

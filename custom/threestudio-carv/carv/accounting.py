@@ -74,14 +74,24 @@ def component_estimates(g: torch.Tensor) -> tuple[float, float]:
     return variance_of_render_means - sigma_w2 / k, sigma_w2
 
 
+def leave_one_render_out_estimates(g: torch.Tensor) -> torch.Tensor:
+    """(sigma_b^2, sigma_w^2) of g [R, K, D] without each render in turn, [R, 2], in O(R K D) from running sums."""
+    r, k = g.shape[0], g.shape[1]
+    render_means = g.mean(dim=1)  # [R, D]
+    within = (g - render_means.unsqueeze(1)).pow(2).sum(dim=(1, 2))  # [R]
+    sigma_w2 = (within.sum() - within) / ((r - 1) * (k - 1))
+    mean_without = (render_means.sum(dim=0) - render_means) / (r - 1)  # [R, D]
+    squares_without = render_means.pow(2).sum() - render_means.pow(2).sum(dim=1)
+    variance_of_means = (squares_without - (r - 1) * mean_without.pow(2).sum(dim=1)) / (r - 2)
+    return torch.stack([variance_of_means - sigma_w2 / k, sigma_w2], dim=1)
+
+
 def jackknife_se(g: torch.Tensor) -> tuple[float, float]:
-    """Leave-one-render-out jackknife standard errors of (sigma_b^2, sigma_w^2)."""
+    """Leave-one-render-out jackknife standard errors of (sigma_b^2, sigma_w^2); NaN below 3 renders."""
     r = g.shape[0]
     if r < 3:
         return math.nan, math.nan
-    leave_one_out = torch.tensor(
-        [component_estimates(torch.cat([g[:i], g[i + 1 :]])) for i in range(r)], dtype=torch.float64
-    )
+    leave_one_out = leave_one_render_out_estimates(g)
     spread = (leave_one_out - leave_one_out.mean(dim=0)).pow(2).sum(dim=0)
     se = ((r - 1) / r * spread).sqrt()
     return se[0].item(), se[1].item()
