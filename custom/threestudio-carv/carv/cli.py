@@ -1,0 +1,131 @@
+"""The `carv` command: text-to-3d, compare and turntable (thin: each calls the pipeline's library functions).
+
+Mistakes a user can fix (UserError) print one line on stderr and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+SUBCOMMANDS = {}
+
+
+def subcommand(name: str, help: str):
+    """Register a (parser-builder, runner) pair under `name`."""
+
+    def register(add_arguments):
+        SUBCOMMANDS[name] = (help, add_arguments)
+        return add_arguments
+
+    return register
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, default: str = "cpu-carv") -> None:
+    parser.add_argument("--config", default=default, help="a YAML file or a name in configs/ (default: %(default)s)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides, e.g. trainer.max_steps=100"
+    )
+
+
+@subcommand("text-to-3d", "train a 3D object for a prompt with CARV and write its run folder")
+def text_to_3d_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("prompt")
+    add_config_arguments(parser)
+
+    def run(args):
+        from .pipeline.runner import text_to_3d
+
+        result = text_to_3d(args.prompt, args.config, args.overrides)
+        summary(result.run_dir, result.metrics)
+
+    return run
+
+
+@subcommand("compare", "train the threestudio baseline and CARV for the same wall-clock and compare them")
+def compare_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("prompt")
+    parser.add_argument("--baseline", default="cpu-baseline", help="baseline config (default: %(default)s)")
+    parser.add_argument("--carv", default="cpu-carv", help="CARV config (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=240.0, help="training wall-clock budget of each run")
+    parser.add_argument("--threshold", type=float, default=0.8, help="prompt-fidelity threshold")
+    parser.add_argument("--eval-every", type=int, default=10, help="steps between fidelity checks")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to both runs")
+
+    def run(args):
+        from .pipeline.compare import compare
+
+        result = compare(
+            args.prompt,
+            baseline=args.baseline,
+            carv=args.carv,
+            seconds=args.seconds,
+            threshold=args.threshold,
+            eval_every=args.eval_every,
+            overrides=args.overrides,
+        )
+        print(json.dumps(result.summary, indent=1))
+        print(f"compare folder: {result.folder}")
+
+    return run
+
+
+@subcommand("turntable", "re-render a run's turntable from its checkpoint")
+def turntable_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("run_dir")
+    parser.add_argument("--frames", type=int, default=120, help="number of views (default: %(default)s)")
+    parser.add_argument(
+        "--resolution", type=int, default=128, help="side of each frame in pixels (default: %(default)s)"
+    )
+
+    def run(args):
+        from .pipeline.turntable import turntable
+
+        files = turntable(args.run_dir, frames=args.frames, resolution=args.resolution)
+        print(f"turntable: {files['mp4']} and {files['gif']} (frames in {files['frames']})")
+
+    return run
+
+
+def summary(run_dir, metrics: dict) -> None:
+    fidelity = metrics["fidelity"]
+    score = (
+        f"{fidelity['mean']:.3f} over {fidelity['views']} views" if fidelity["mean"] is not None else fidelity["note"]
+    )
+    print(f"run folder: {run_dir}")
+    print(f"steps: {metrics['steps']}, wall-clock: {metrics['seconds']['total']:.0f} s, prompt fidelity: {score}")
+    print(f"turntable: {metrics['files']['mp4']}")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="carv", description="CARV text-to-3D on any machine")
+    commands = top.add_subparsers(dest="command", required=True)
+    for name, (help, add_arguments) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=add_arguments(sub))
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    unknown = [item for item in extra if item.startswith("-") or "=" not in item or not hasattr(args, "overrides")]
+    if unknown:
+        top.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
+    from .pipeline.errors import UserError
+    from .pipeline.runner import quiet_lightning
+
+    quiet_lightning()
+    try:
+        args.run(args)
+    except UserError as error:
+        print(f"carv {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Training cameras and evaluation views with threestudio's random-camera-datamodule semantics.
+
+Camera geometry, view classes and rays are carv.toyworld.cameras' (threestudio's conventions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..toyworld.cameras import Cameras, make_cameras, rays, view_class
+from .config import DataConfig
+
+
+@dataclass
+class CameraBatch:
+    """R cameras and their rays [R, H, W, 3]; angles in degrees."""
+
+    cameras: Cameras
+    rays_o: torch.Tensor
+    rays_d: torch.Tensor
+
+    @property
+    def view_classes(self) -> torch.Tensor:
+        """threestudio's view class per camera [R] (side, front, back, overhead)."""
+        return view_class(self.cameras.elevation, self.cameras.azimuth)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.rays_o.shape[1], self.rays_o.shape[2]
+
+
+def uniform(n: int, low_high, generator: torch.Generator | None) -> torch.Tensor:
+    low, high = float(low_high[0]), float(low_high[1])
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def batch_azimuths(n: int, low_high, uniform_over_batch: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """Azimuths [n]; with batch_uniform_azimuth one uniform draw in each of n equal slices (threestudio's)."""
+    if not uniform_over_batch:
+        return uniform(n, low_high, generator)
+    low, high = float(low_high[0]), float(low_high[1])
+    return low + (high - low) * (torch.rand(n, generator=generator) + torch.arange(n)) / n
+
+
+def with_rays(cameras: Cameras, height: int, width: int) -> CameraBatch:
+    origins, directions = rays(cameras.c2w, cameras.fovy, height, width)
+    return CameraBatch(cameras, origins, directions)
+
+
+def train_batch(config: DataConfig, generator: torch.Generator | None = None) -> CameraBatch:
+    """data.batch_size random cameras at the training resolution, each parameter uniform in its range."""
+    n = config.batch_size
+    cameras = make_cameras(
+        uniform(n, config.elevation_range, generator),
+        batch_azimuths(n, config.azimuth_range, config.batch_uniform_azimuth, generator),
+        uniform(n, config.camera_distance_range, generator),
+        uniform(n, config.fovy_range, generator),
+    )
+    return with_rays(cameras, config.height, config.width)
+
+
+def orbit(config: DataConfig, n: int, *, endpoint: bool, height: int | None = None, width: int | None = None):
+    """n views around the object at the evaluation elevation, distance and field of view.
+
+    endpoint=True is threestudio's test turntable (azimuth linspace(0, 360, n)); False spaces n views evenly.
+    """
+    azimuth = torch.linspace(0.0, 360.0, n) if endpoint else torch.arange(n) * (360.0 / n)
+    cameras = make_cameras(config.eval_elevation_deg, azimuth, config.eval_camera_distance, config.eval_fovy_deg)
+    return with_rays(cameras, height or config.eval_height, width or config.eval_width)

@@ -1,0 +1,59 @@
+"""Wall-clock per phase of a training step (CUDA work is waited for at each boundary)."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+import torch
+
+
+def synchronize() -> None:
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+
+
+class PhaseClock:
+    """Seconds per phase: `last` of the current step and `total` over the run."""
+
+    def __init__(self, total: dict[str, float] | None = None):
+        self.last: dict[str, float] = {}
+        self.total: dict[str, float] = dict(total or {})
+
+    def add(self, phase: str, seconds: float) -> None:
+        self.last[phase] = self.last.get(phase, 0.0) + seconds
+        self.total[phase] = self.total.get(phase, 0.0) + seconds
+
+    def new_step(self) -> None:
+        self.last = {}
+
+    @contextmanager
+    def phase(self, phase: str):
+        synchronize()
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            synchronize()
+            self.add(phase, time.perf_counter() - started)
+
+
+class TimedTeacher:
+    """A teacher whose encode and predict_noise calls count as the "encode" and "teacher" phases."""
+
+    def __init__(self, teacher, clock: PhaseClock):
+        self.__dict__.update(teacher=teacher, clock=clock)
+
+    def encode(self, *args, **kwargs):
+        with self.clock.phase("encode"):
+            return self.teacher.encode(*args, **kwargs)
+
+    def predict_noise(self, *args, **kwargs):
+        with self.clock.phase("teacher"):
+            return self.teacher.predict_noise(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.__dict__["teacher"], name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self.__dict__["teacher"], name, value)
