@@ -1,9 +1,13 @@
 """threestudio integration tests: run only where threestudio is importable, skipped otherwise.
 
-Point THREESTUDIO_ROOT at a threestudio 0.2.x checkout (or install threestudio on the path)
-in an environment that has its Python requirements; the CUDA-only libraries may be absent:
-the CPU shims of threestudio_cpu_shims.py (test-only) stand in for them. Example:
-    THREESTUDIO_ROOT=/path/to/threestudio python -m pytest tests/threestudio
+Point THREESTUDIO_ROOT at a threestudio 0.2.x checkout (or put threestudio on the path) in an
+environment with this project and threestudio's pure-Python requirements; the CUDA-only and
+optional libraries may be absent: the CPU shims of threestudio_cpu_shims.py (test-only) stand
+in for them. The recipe used on a CPU-only machine (current diffusers / transformers):
+    python3 -m venv ts-venv && ts-venv/bin/pip install torch==2.13.0
+    ts-venv/bin/pip install -e '.[dev]' torch==2.13.0
+    ts-venv/bin/pip install torch==2.13.0 jaxtyping typeguard opencv-python-headless trimesh einops PyMCubes ipython
+    THREESTUDIO_ROOT=/path/to/threestudio ts-venv/bin/python -m pytest tests/threestudio
 """
 
 import importlib.util

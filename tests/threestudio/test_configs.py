@@ -7,7 +7,8 @@ from omegaconf import OmegaConf
 
 from .conftest import PROJECT_ROOT
 
-CONFIGS = sorted(p for p in (PROJECT_ROOT / "configs").glob("*.yaml") if p.name != "variants.yaml")
+# threestudio configs are those naming a system_type (the CPU pipeline's configs do not)
+CONFIGS = sorted(p for p in (PROJECT_ROOT / "configs").glob("*.yaml") if "system_type" in OmegaConf.load(p))
 VARIANTS = OmegaConf.to_container(OmegaConf.load(PROJECT_ROOT / "configs" / "variants.yaml"))
 PARTS = ("geometry", "material", "background", "renderer", "guidance", "prompt_processor")
 REQUIRED = ["system.prompt_processor.prompt=a hamburger", "system.geometry_convert_from=coarse.ckpt"]

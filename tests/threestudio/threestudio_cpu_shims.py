@@ -18,9 +18,7 @@ import types
 import torch
 
 # CUDA-only or optional libraries (and their submodules) that threestudio imports at module level.
-PLACEHOLDER_ROOTS = frozenset(
-    {"tinycudann", "nvdiffrast", "envlight", "igl", "wandb", "controlnet_aux", "IPython", "torchvision"}
-)
+PLACEHOLDER_ROOTS = frozenset({"tinycudann", "nvdiffrast", "envlight", "igl", "wandb", "controlnet_aux", "torchvision"})
 
 
 class UnavailableAttribute:
