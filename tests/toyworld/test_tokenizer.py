@@ -1,8 +1,9 @@
 """The word-level CLIP tokenizer: every known word is one token, unknown words are reported."""
 
 import pytest
-from carv.toyworld.tokenizer import unknown_words, write_clip_tokenizer
 from transformers import CLIPTokenizer
+
+from carv.toyworld.tokenizer import unknown_words, write_clip_tokenizer
 
 WORDS = ["a", "red", "read", "bread", "mug", "muggle", "chair", "front", "view", "overhead", "side", "back"]
 

@@ -1,0 +1,255 @@
+"""The recipe that builds load/ from nothing: world renders, judge, VAE, then UNet and text encoder.
+
+Each stage saves its result in a work folder and is skipped when that result
+exists; the two long stages (VAE, UNet) also save periodic checkpoints that
+``resume`` continues from (with the random generator's state). Imports
+diffusers through ``carv.toyworld.teacher``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+from tqdm import tqdm
+
+from . import teacher as T
+from .cameras import VIEW_NAMES
+from .judge import judge_accuracy, train_judge
+from .world import COLOUR_NAMES, SHAPE_NAMES, WorldViews, caption, render_world, training_pairs
+
+
+@dataclass
+class RecipeSettings:
+    """Sizes and lengths of every stage (defaults: the shipped teacher)."""
+
+    seed: int = 0
+    views_per_shape: int = 400
+    test_views_per_shape: int = 60
+    judge_steps: int = 600
+    vae_steps: int = 400
+    vae_batch: int = 16
+    vae_kl_weight: float = 1e-3
+    colours_per_view: int = 2
+    unet_steps: int = 4000
+    unet_batch: int = 48
+    unet_lr: float = 3e-4
+    ema_decay: float = 0.999
+    empty_caption_share: float = 0.1
+    plain_caption_share: float = 0.2
+    checkpoint_every: int = 250
+
+
+def smoke_settings(seed: int = 0) -> RecipeSettings:
+    """A few steps of every stage, to check the recipe end to end in about a minute."""
+    return RecipeSettings(seed, 24, 8, 20, 10, 8, 1e-3, 2, 20, 8, 3e-4, 0.9, 0.1, 0.2, 10)
+
+
+class StageClock:
+    """Wall-clock and CPU (user + sys) seconds per stage, accumulated across resumed runs in a JSON file."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.times = json.load(open(path)) if os.path.exists(path) else {}
+
+    def run(self, name: str, fn: Callable):
+        wall, cpu = time.time(), sum(os.times()[:2])
+        result = fn()
+        entry = self.times.setdefault(name, {"wall_s": 0.0, "cpu_s": 0.0})
+        entry["wall_s"] += time.time() - wall
+        entry["cpu_s"] += sum(os.times()[:2]) - cpu
+        with open(self.path, "w") as f:
+            json.dump(self.times, f, indent=1)
+        return result
+
+
+def _cached(path: str, build: Callable[[], dict]) -> dict:
+    if not os.path.exists(path):
+        torch.save(build(), path + ".tmp")
+        os.replace(path + ".tmp", path)
+    return torch.load(path, weights_only=False)
+
+
+def train_loop(name, path, modules, optimizer, total, step_fn, every, generator):
+    """Run ``step_fn()`` (returns the loss) until ``total`` steps, checkpointing to ``path`` every ``every`` steps."""
+    step = 0
+    if os.path.exists(path):
+        state = torch.load(path, weights_only=False)
+        for key, module in modules.items():
+            module.load_state_dict(state[key])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        step = state["step"]
+    with tqdm(total=total, initial=step, desc=name, mininterval=5.0) as bar:
+        while step < total:
+            loss = step_fn(step)
+            step += 1
+            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.update(1)
+            if step % every == 0 or step == total:
+                state = {key: module.state_dict() for key, module in modules.items()}
+                state.update(optimizer=optimizer.state_dict(), generator=generator.get_state(), step=step)
+                torch.save(state, path + ".tmp")
+                os.replace(path + ".tmp", path)
+
+
+def _world_stage(work, settings, generator, views, name):
+    def build():
+        with tqdm(total=views * len(SHAPE_NAMES), desc=f"render {name}", mininterval=5.0) as bar:
+            return render_world(views, generator, progress=bar).state_dict()
+
+    return WorldViews.from_state_dict(_cached(os.path.join(work, f"{name}.pt"), build))
+
+
+def _judge_stage(out, world, world_test, settings, generator):
+    with tqdm(total=settings.judge_steps, desc="judge", mininterval=5.0) as bar:
+        judge = train_judge(world, settings.judge_steps, generator, progress=bar)
+    accuracy = judge_accuracy(judge, world_test, generator)
+    judge.save(os.path.join(out, "judge"), accuracy)
+    return accuracy
+
+
+def _training_views(world: WorldViews) -> tuple[torch.Tensor, torch.Tensor]:
+    """(view index, colour index) of every training image: all views x colours, held-out pairs excluded."""
+    allowed = torch.zeros(len(COLOUR_NAMES), len(SHAPE_NAMES), dtype=torch.bool)
+    for c, s in training_pairs():
+        allowed[c, s] = True
+    view = torch.arange(len(world)).repeat_interleave(len(COLOUR_NAMES))
+    colour = torch.arange(len(COLOUR_NAMES)).repeat(len(world))
+    keep = allowed[colour, world.shape[view]]
+    return view[keep], colour[keep]
+
+
+def _colour_subset(view: torch.Tensor, per_view: int, generator: torch.Generator) -> torch.Tensor:
+    """Indices keeping ``per_view`` random entries (colours) of each view; ``view`` is sorted."""
+    order = torch.argsort(torch.rand(view.shape[0], generator=generator) + view.double() * 2.0)
+    rank = torch.arange(view.shape[0]) - torch.searchsorted(view[order], view[order])
+    return torch.sort(order[rank < per_view]).values
+
+
+def _vae_stage(work, world, settings, generator, sizes):
+    vae = T.build_vae(sizes)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    view, colour = _training_views(world)
+
+    def step(i):
+        for group in optimizer.param_groups:
+            group["lr"] = 1e-3 * min(1.0, (i + 1) / 50) * (0.1 + 0.9 * (1 - i / settings.vae_steps))
+        pick = torch.randint(len(view), (settings.vae_batch,), generator=generator)
+        loss = T.vae_loss(vae, world.images(view[pick], colour[pick]), settings.vae_kl_weight, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    train_loop(
+        "vae",
+        os.path.join(work, "vae_ckpt.pt"),
+        {"vae": vae},
+        optimizer,
+        settings.vae_steps,
+        step,
+        settings.checkpoint_every,
+        generator,
+    )
+    return vae.eval()
+
+
+def _latent_stage(work, world, vae, settings, generator):
+    def build():
+        view, colour = _training_views(world)
+        keep = _colour_subset(view, settings.colours_per_view, generator)
+        view, colour = view[keep], colour[keep]
+        means, stds = [], []
+        for start in tqdm(range(0, len(view), 256), desc="encode", mininterval=5.0):
+            m, s = T.encode_stats(vae, world.images(view[start : start + 256], colour[start : start + 256]))
+            means.append(m.half())
+            stds.append(s.half())
+        mean, std = torch.cat(means), torch.cat(stds)
+        scale = 1.0 / float((mean.float() + std.float() * torch.randn(mean.shape)).std())
+        return {"view": view, "colour": colour, "mean": mean, "std": std, "scaling_factor": scale}
+
+    return _cached(os.path.join(work, "latents.pt"), build)
+
+
+def caption_table(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids [colours, shapes, 1 + views, L] (plain caption, then each view suffix) and of '' [L]."""
+    prompts = [caption(c, s, v) for c in COLOUR_NAMES for s in SHAPE_NAMES for v in (None, *VIEW_NAMES)]
+    ids = T.tokenize(tokenizer, prompts).view(len(COLOUR_NAMES), len(SHAPE_NAMES), 1 + len(VIEW_NAMES), -1)
+    return ids, T.tokenize(tokenizer, [""])[0]
+
+
+def _unet_stage(work, world, latents, tokenizer, settings, generator, sizes):
+    unet, text_encoder = T.build_unet(sizes), T.build_text_encoder(tokenizer, sizes)
+    ema_unet, ema_text = T.EMA(unet, settings.ema_decay), T.EMA(text_encoder, settings.ema_decay)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    optimizer = torch.optim.AdamW(params, lr=settings.unet_lr, weight_decay=1e-2)
+    alphas_cumprod = T.make_scheduler().alphas_cumprod
+    ids, empty = caption_table(tokenizer)
+    shape_of = world.shape[latents["view"]]
+    view_of = world.view[latents["view"]]
+
+    def step(i):
+        for group in optimizer.param_groups:
+            group["lr"] = settings.unet_lr * min(1.0, (i + 1) / 200) * (0.1 + 0.9 * (1 - i / settings.unet_steps))
+        pick = torch.randint(len(shape_of), (settings.unet_batch,), generator=generator)
+        mean, std = latents["mean"][pick].float(), latents["std"][pick].float()
+        z = (mean + std * torch.randn(mean.shape, generator=generator)) * latents["scaling_factor"]
+        u = torch.rand(settings.unet_batch, generator=generator)
+        variant = torch.where(u < settings.empty_caption_share + settings.plain_caption_share, 0, 1 + view_of[pick])
+        tokens = ids[latents["colour"][pick], shape_of[pick], variant]
+        tokens[u < settings.empty_caption_share] = empty
+        loss = T.diffusion_loss(unet, text_encoder, z, tokens, alphas_cumprod, generator)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        ema_unet.update(unet)
+        ema_text.update(text_encoder)
+        return loss.item()
+
+    modules = {"unet": unet, "text": text_encoder, "ema_unet": ema_unet.module, "ema_text": ema_text.module}
+    train_loop(
+        "unet",
+        os.path.join(work, "unet_ckpt.pt"),
+        modules,
+        optimizer,
+        settings.unet_steps,
+        step,
+        settings.checkpoint_every,
+        generator,
+    )
+    return ema_unet.module, ema_text.module
+
+
+def build_everything(out: str, work: str, settings: RecipeSettings, sizes: T.TeacherSizes | None = None) -> dict:
+    """Run every stage (skipping finished ones), write out/toy-teacher and out/judge; return the stage times."""
+    sizes = sizes or T.TeacherSizes()
+    os.makedirs(work, exist_ok=True)
+    with open(os.path.join(work, "settings.json"), "w") as f:
+        json.dump(asdict(settings) | {"sizes": asdict(sizes)}, f, indent=1)
+    clock = StageClock(os.path.join(work, "timings.json"))
+    generator = torch.Generator().manual_seed(settings.seed)
+    world = clock.run("world", lambda: _world_stage(work, settings, generator, settings.views_per_shape, "world"))
+    test_gen = torch.Generator().manual_seed(settings.seed + 1)
+    world_test = clock.run(
+        "world_test", lambda: _world_stage(work, settings, test_gen, settings.test_views_per_shape, "world_test")
+    )
+    judge_gen = torch.Generator().manual_seed(settings.seed + 2)
+    if not os.path.exists(os.path.join(out, "judge", "classes.json")):
+        clock.run("judge", lambda: _judge_stage(out, world, world_test, settings, judge_gen))
+    vae_gen = torch.Generator().manual_seed(settings.seed + 3)
+    vae = clock.run("vae", lambda: _vae_stage(work, world, settings, vae_gen, sizes))
+    latents = clock.run("latents", lambda: _latent_stage(work, world, vae, settings, vae_gen))
+    vae.register_to_config(scaling_factor=latents["scaling_factor"])
+    tokenizer = T.build_tokenizer(os.path.join(work, "tokenizer"))
+    unet_gen = torch.Generator().manual_seed(settings.seed + 4)
+    unet, text_encoder = clock.run(
+        "unet", lambda: _unet_stage(work, world, latents, tokenizer, settings, unet_gen, sizes)
+    )
+    clock.run("export", lambda: T.save_teacher(os.path.join(out, "toy-teacher"), vae, unet, text_encoder, tokenizer))
+    return clock.times

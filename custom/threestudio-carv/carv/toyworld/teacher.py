@@ -1,0 +1,180 @@
+"""The embedded teacher: a small Stable-Diffusion-format model (VAE, UNet, CLIP text encoder) for the toy world.
+
+This module imports diffusers and transformers; import it by path
+(``carv.toyworld.teacher``). The schedule is Stable Diffusion's (scaled-linear
+betas 0.00085..0.012, 1000 steps, epsilon prediction), so timesteps and SDS
+weights mean what they mean for SD.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from .tokenizer import write_clip_tokenizer
+from .world import VOCABULARY
+
+SCHEDULER_CONFIG = {
+    "num_train_timesteps": 1000,
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "prediction_type": "epsilon",
+}
+MAX_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class TeacherSizes:
+    """Widths of the teacher's networks."""
+
+    vae_channels: tuple[int, ...] = (16, 32, 64)
+    unet_channels: tuple[int, ...] = (32, 64, 128)
+    text_width: int = 64
+    text_layers: int = 2
+    groups: int = 16
+
+
+def build_tokenizer(folder: str) -> CLIPTokenizer:
+    """Write the world's word-level tokenizer to ``folder`` and load it."""
+    write_clip_tokenizer(folder, VOCABULARY, model_max_length=MAX_TOKENS)
+    return CLIPTokenizer.from_pretrained(folder)
+
+
+def build_vae(sizes: TeacherSizes) -> AutoencoderKL:
+    """AutoencoderKL mapping [N, 3, 64, 64] in [-1, 1] to [N, 4, 16, 16] latents."""
+    n = len(sizes.vae_channels)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * n,
+        up_block_types=("UpDecoderBlock2D",) * n,
+        block_out_channels=sizes.vae_channels,
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=sizes.groups,
+        sample_size=64,
+    )
+
+
+def build_unet(sizes: TeacherSizes) -> UNet2DConditionModel:
+    """UNet2DConditionModel on [N, 4, 16, 16] latents with cross-attention to the text encoder."""
+    return UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=sizes.unet_channels,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=sizes.text_width,
+        attention_head_dim=8,
+        norm_num_groups=sizes.groups,
+    )
+
+
+def build_text_encoder(tokenizer: CLIPTokenizer, sizes: TeacherSizes) -> CLIPTextModel:
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=sizes.text_width,
+        intermediate_size=4 * sizes.text_width,
+        num_hidden_layers=sizes.text_layers,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_TOKENS,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return CLIPTextModel(config)
+
+
+def tokenize(tokenizer: CLIPTokenizer, prompts: list[str]) -> torch.Tensor:
+    """Token ids [N, MAX_TOKENS], padded as Stable Diffusion (and threestudio) pad them."""
+    out = tokenizer(prompts, padding="max_length", max_length=MAX_TOKENS, truncation=True, return_tensors="pt")
+    return out.input_ids
+
+
+def make_scheduler() -> DDIMScheduler:
+    return DDIMScheduler(**SCHEDULER_CONFIG)
+
+
+def vae_loss(vae: AutoencoderKL, images: torch.Tensor, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
+    """L1 + MSE reconstruction of images [N, 3, 64, 64] in [0, 1] plus a small KL term per latent element."""
+    x = images * 2.0 - 1.0
+    posterior = vae.encode(x).latent_dist
+    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+    recon = vae.decode(z).sample
+    kl = posterior.kl().mean() / posterior.mean[0].numel()
+    return (recon - x).abs().mean() + (recon - x).square().mean() + kl_weight * kl
+
+
+@torch.no_grad()
+def encode_stats(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std [N, 4, 16, 16] of images [N, 3, 64, 64] in [0, 1]."""
+    posterior = vae.encode(images * 2.0 - 1.0).latent_dist
+    return posterior.mean, posterior.std
+
+
+def diffusion_loss(unet, text_encoder, latents, token_ids, alphas_cumprod, generator) -> torch.Tensor:
+    """Epsilon-prediction MSE at uniform timesteps (Stable Diffusion's objective); latents already scaled."""
+    t = torch.randint(0, alphas_cumprod.shape[0], (latents.shape[0],), generator=generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
+    context = text_encoder(token_ids)[0]
+    return (unet(noisy, t, context).sample - noise).square().mean()
+
+
+class EMA:
+    """Exponential moving average of a module's parameters, with the usual warm-up of the decay."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.module = copy.deepcopy(module).eval().requires_grad_(False)
+        self.decay = decay
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for ema, live in zip(self.module.parameters(), module.parameters(), strict=True):
+            ema.lerp_(live.detach(), 1.0 - decay)
+        for ema, live in zip(self.module.buffers(), module.buffers(), strict=True):
+            ema.copy_(live)
+
+
+def save_teacher(folder: str, vae, unet, text_encoder, tokenizer, dtype: torch.dtype = torch.float16) -> None:
+    """Save a StableDiffusionPipeline folder (safetensors, no safety checker), UNet and VAE in ``dtype``.
+
+    The tiny text encoder stays float32: transformers keeps a stored dtype
+    while diffusers upcasts, so a plain ``from_pretrained(folder)`` gets one
+    dtype throughout. The tokenizer folder also gets vocab.json and merges.txt.
+    """
+    pipe = StableDiffusionPipeline(
+        vae=copy.deepcopy(vae).to(dtype),
+        text_encoder=copy.deepcopy(text_encoder).float(),
+        tokenizer=tokenizer,
+        unet=copy.deepcopy(unet).to(dtype),
+        scheduler=make_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    os.makedirs(folder, exist_ok=True)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    write_clip_tokenizer(os.path.join(folder, "tokenizer"), VOCABULARY, model_max_length=MAX_TOKENS)
+
+
+def load_teacher(folder: str, dtype: torch.dtype = torch.float32) -> StableDiffusionPipeline:
+    """Load the teacher folder offline in ``dtype`` on the CPU."""
+    pipe = StableDiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe

@@ -1,0 +1,38 @@
+"""Build the toy world's teacher and judge from nothing: python scripts/train_toy_teacher.py [--smoke] [--resume]."""
+
+import argparse
+import json
+import os
+import shutil
+import time
+
+import torch
+
+from carv.toyworld.recipe import RecipeSettings, build_everything, smoke_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default="load", help="folder that receives toy-teacher/ and judge/")
+    parser.add_argument("--work-dir", default="outputs/toy-teacher-work", help="renders, checkpoints, timings")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from the work folder's results and checkpoints")
+    parser.add_argument("--smoke", action="store_true", help="a few steps of every stage, to test the recipe")
+    parser.add_argument("--unet-steps", type=int, default=None, help="override the UNet training length")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if not args.resume:
+        shutil.rmtree(args.work_dir, ignore_errors=True)
+        shutil.rmtree(os.path.join(args.out, "judge"), ignore_errors=True)
+    settings = smoke_settings(args.seed) if args.smoke else RecipeSettings(seed=args.seed)
+    if args.unet_steps is not None:
+        settings.unet_steps = args.unet_steps
+    start = time.time()
+    times = build_everything(args.out, args.work_dir, settings)
+    print(json.dumps(times, indent=1))
+    print(f"this run: {time.time() - start:.0f} s wall-clock")
+
+
+if __name__ == "__main__":
+    main()
