@@ -1,8 +1,8 @@
 """Unbiasedness over t: the mean latent gradient over many steps matches the exact sum over the support.
 
 The noise is common to every draw (eps0 per render), so the exact expectation
-over t ~ U{min_step..max_step} is a finite sum. A cheap analytic teacher keeps
-the many steps affordable; the real UNet path is covered by the K = 1 tests.
+over t ~ U{min_step..max_step} is a finite sum. Every proposal runs on a cheap
+analytic teacher; one also runs on the tiny IF-style UNet loaded from its folder.
 """
 
 import pytest
@@ -10,11 +10,12 @@ import torch
 
 import carv
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
+from carv.teachers import load_teacher
 
 from ..carv.stats import two_sided_z
 from .helpers import AnalyticTeacher, seeded
 
-RENDERS, K, STEPS, SIDE = 2, 4, 400, 4
+RENDERS, K, STEPS = 2, 4, 400
 PROPOSALS = ["sds", "gaussian", "adaptive"]
 
 
@@ -40,16 +41,27 @@ def text_conditioning() -> TextConditioning:
 @pytest.mark.parametrize("stratified", [False, True], ids=["iid", "stratified"])
 @pytest.mark.parametrize("proposal", PROPOSALS)
 def test_mean_latent_gradient_matches_the_exact_expectation(proposal, stratified):
+    check_unbiased(AnalyticTeacher(native_resolution=4), proposal, stratified)
+
+
+def test_unbiased_on_the_tiny_unet_teacher(teacher_folders, prompt_embeddings):
+    check_unbiased(load_teacher(teacher_folders["if"]), "sds", True, TextConditioning(*prompt_embeddings), steps=200)
+
+
+def check_unbiased(
+    teacher, proposal: str, stratified: bool, text: TextConditioning | None = None, steps: int = STEPS
+) -> None:
     config = ScoreDistillationConfig(
         guidance_scale=7.5, noise_samples_per_render=K, timestep_proposal=proposal, timestep_stratified=stratified
     )
-    distill = ScoreDistillation(AnalyticTeacher(native_resolution=SIDE), config)
-    text = text_conditioning()
-    rgb = torch.rand(RENDERS, SIDE, SIDE, 3, generator=seeded(32))
-    eps0 = torch.randn(RENDERS, 3, SIDE, SIDE, generator=seeded(33))
-    common_noise = eps0[:, None].expand(RENDERS, K, 3, SIDE, SIDE)
+    distill = ScoreDistillation(teacher, config)
+    text = text or text_conditioning()
+    side = teacher.native_resolution
+    rgb = torch.rand(RENDERS, side, side, 3, generator=seeded(32))
+    eps0 = torch.randn(RENDERS, 3, side, side, generator=seeded(33))
+    common_noise = eps0[:, None].expand(RENDERS, K, 3, side, side)
     generator, gradients, weights = seeded(34), [], []
-    for _ in range(STEPS):
+    for _ in range(steps):
         render = rgb.clone().requires_grad_(True)
         out = distill(render, text, generator=generator, noise=common_noise)
         out["loss_sds"].backward()
@@ -61,6 +73,6 @@ def test_mean_latent_gradient_matches_the_exact_expectation(proposal, stratified
     projections = torch.randn(4, *exact.shape, generator=seeded(35), dtype=torch.float64)
     values = torch.einsum("nrchw,prchw->np", observed, projections)
     expected = torch.einsum("rchw,prchw->p", exact, projections)
-    z = (values.mean(dim=0) - expected) / (values.std(dim=0) / STEPS**0.5)
+    z = (values.mean(dim=0) - expected) / (values.std(dim=0) / steps**0.5)
     assert z.abs().max() < two_sided_z(comparisons=projections.shape[0]), z
     assert min(weights) < RENDERS * K  # the importance weights were not all equal: IS was active

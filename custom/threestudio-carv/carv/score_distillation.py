@@ -243,6 +243,10 @@ class ScoreDistillation:
     def latents(self, rgb: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Encode each render once: resize to the native resolution, map to [-1, 1], VAE sample * scaling."""
         check_render(rgb)
+        return self.encode_checked(rgb, generator)
+
+    def encode_checked(self, rgb: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """latents() of an rgb that check_render has accepted."""
         images = rgb.permute(0, 3, 1, 2)
         if images.shape[-2:] != (self.resolution, self.resolution):
             images = F.interpolate(images, (self.resolution, self.resolution), mode="bilinear", align_corners=False)
@@ -311,8 +315,9 @@ class ScoreDistillation:
 
         draws (R*K) and noise [R, K, C, h, w] may be given to fix the randomness; never decodes.
         """
-        text.check(rgb.shape[0] if isinstance(rgb, torch.Tensor) and rgb.ndim == 4 else 0)
-        latents = self.latents(rgb, generator)
+        check_render(rgb)
+        text.check(rgb.shape[0])
+        latents = self.encode_checked(rgb, generator)
         result = self.direction(latents, text, generator=generator, draws=draws, noise=noise)
         grad = result.direction
         if self.grad_clip is not None:
