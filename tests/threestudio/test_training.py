@@ -26,6 +26,7 @@ def shrunken_toy_config(threestudio, teacher: str, steps: int):
         f"system.prompt_processor.pretrained_model_name_or_path={teacher}",
         f"system.guidance.pretrained_model_name_or_path={teacher}",
         "system.guidance.noise_samples_per_render=4",
+        "system.guidance.max_step_percent=[0,0.98,0.5,10]",
         "system.renderer.num_samples_per_ray=8",
         "data.width=16",
         "data.height=16",
@@ -82,3 +83,5 @@ def test_ten_cpu_steps_then_turntable(threestudio, in_tmp_dir, tiny_teachers):
         assert len(values) == 10, name
         assert all(math.isfinite(value) for value in values), name
     assert all(float(row["train/time_guidance"]) > 0 for row in rows if row.get("train/time_guidance"))
+    max_steps = [float(row["train/max_step"]) for row in rows if row.get("train/max_step")]
+    assert max_steps[0] == 980 and max_steps[-1] < 600  # update_step reaches the guidance through the timer
