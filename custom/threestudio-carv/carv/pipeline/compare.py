@@ -129,3 +129,23 @@ def write_comparison(
     write_videos(side_by_side(videos), folder / "compare")
     (folder / "compare.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return summary
+
+
+def summarise_batch(summaries: list[dict]) -> dict:
+    """Over many compare summaries: who reached the threshold first, and the geometric-mean speedup where both did.
+
+    A run that never reached the threshold within the budget is censored: it loses to one that did.
+    """
+    both = [s["speedup_to_threshold"] for s in summaries if s["speedup_to_threshold"] is not None]
+    reached = [(s["baseline"]["seconds_to_threshold"], s["carv"]["seconds_to_threshold"]) for s in summaries]
+    carv_first = sum(c is not None and (b is None or c < b) for b, c in reached)
+    baseline_first = sum(b is not None and (c is None or b < c) for b, c in reached)
+    return {
+        "comparisons": len(summaries),
+        "carv_first": carv_first,
+        "baseline_first": baseline_first,
+        "neither_reached": sum(b is None and c is None for b, c in reached),
+        "both_reached": len(both),
+        "geometric_mean_speedup": float(np.exp(np.mean(np.log(both)))) if both else None,
+        "median_speedup": float(np.median(both)) if both else None,
+    }
