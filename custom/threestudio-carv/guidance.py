@@ -12,11 +12,12 @@ from typing import Any
 
 import threestudio
 import torch
-from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
-from carv.teachers import teacher_from_modules
 from diffusers import DDIMScheduler, IFPipeline, StableDiffusionPipeline
 from threestudio.utils.base import BaseObject
 from threestudio.utils.misc import C, cleanup, parse_version
+
+from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
+from carv.teachers import teacher_from_modules
 
 from .registration import register_once
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+
 from carv.render import composite, ray_box_bounds, render_rays, stratified_samples
 
 
