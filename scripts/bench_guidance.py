@@ -1,0 +1,61 @@
+"""Phase costs (a, b) and step time versus K of the CARV score distillation, per teacher architecture.
+
+Teachers (random weights: timing needs no trained ones): the tiny test fixture,
+a mid-size Stable-Diffusion-architecture teacher at 32x32 latents and, when
+CUDA is available, the Stable Diffusion 2.1-base architecture at 512x512 in
+float16. Step times are ratios to the K = 1 step of the same run, beside the
+ratio R (a + K b) / R (a + b) that the phase costs predict. On the CPU the
+benchmark uses one thread unless --threads says otherwise (a shared CPU makes
+multi-threaded timings meaningless).
+
+    python scripts/bench_guidance.py [--json] [--repeats 3] [--threads 1] [--skip-mid]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from carv.guidance_benchmark import benchmark_teacher, format_table
+from carv.teachers import load_teacher
+from carv.testing.architectures import mid_size_sd_teacher, sd21_base_teacher
+from carv.testing.teachers import build_tiny_sd_teacher
+
+
+def teachers(skip_mid: bool):
+    """(name, build, device, repeats multiplier) of every teacher this machine can time."""
+    yield "tiny", lambda folder: load_teacher(build_tiny_sd_teacher(folder / "tiny", seed=0)), "cpu", 2
+    if not skip_mid:
+        yield "mid", lambda folder: mid_size_sd_teacher(), "cpu", 1 / 3
+    if torch.cuda.is_available():
+        yield "mid_cuda", lambda folder: mid_size_sd_teacher(device="cuda", dtype=torch.float16), "cuda", 3
+        yield "sd21_base_512", lambda folder: sd21_base_teacher(device="cuda"), "cuda", 3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one flat JSON object instead of tables")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per measurement (median)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    parser.add_argument("--skip-mid", action="store_true", help="skip the mid-size CPU teacher")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    flat = {"threads": args.threads, "cuda": torch.cuda.is_available()}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, build, device, scale in teachers(args.skip_mid):
+            teacher = build(Path(folder))
+            results = benchmark_teacher(teacher, repeats=max(1, round(args.repeats * scale)), device=device)
+            flat.update({f"{name}.{key}": value for key, value in results.items()})
+            if not args.json:
+                print(format_table(name, results), flush=True)
+            del teacher
+    if args.json:
+        print(json.dumps(flat, indent=1))
+
+
+if __name__ == "__main__":
+    main()

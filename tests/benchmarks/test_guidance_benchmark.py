@@ -1,0 +1,29 @@
+"""carv.guidance_benchmark on the tiny teacher: every figure is present and positive (no timing assertions)."""
+
+import math
+
+import torch
+
+from carv.guidance_benchmark import RenderStandIn, benchmark_teacher, format_table
+from carv.teachers import load_teacher
+from carv.testing.teachers import build_tiny_sd_teacher
+
+
+def test_benchmark_reports_phases_and_ratios(tmp_path):
+    teacher = load_teacher(build_tiny_sd_teacher(tmp_path / "sd"))
+    results = benchmark_teacher(teacher, renders=(1, 2), ks=(1, 2), repeats=1)
+    assert all(math.isfinite(value) and value > 0 for key, value in results.items() if not key.startswith("encode"))
+    assert results["R1_K1_ratio"] == results["R2_K1_ratio"] == 1.0
+    assert results["R2_K2_predicted_ratio"] == (results["a_ms"] + 2 * results["b_ms"]) / (
+        results["a_ms"] + results["b_ms"]
+    )
+    table = format_table("tiny", results, renders=(1, 2), ks=(1, 2))
+    assert "a/b" in table and len(table.splitlines()) == 2 + 4
+
+
+def test_render_stand_in_is_a_differentiable_image_in_0_1():
+    render = RenderStandIn(renders=2, size=8)
+    rgb = render()
+    assert rgb.shape == (2, 8, 8, 3) and 0 < rgb.min() and rgb.max() < 1
+    rgb.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in render.parameters())
