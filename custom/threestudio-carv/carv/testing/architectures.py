@@ -59,26 +59,21 @@ def random_teacher(build, *, seed: int, device, dtype) -> DiffusionTeacher:
     return teacher.to(device)
 
 
-def mid_size_sd_teacher(*, seed: int = 0, device="cpu", dtype=torch.float32) -> DiffusionTeacher:
+def mid_size_sd_modules() -> tuple[UNet2DConditionModel, AutoencoderKL]:
     """SD's architecture at widths (64, 128, 256, 256), 32x32 latents, text width 256; VAE (32, 64, 128, 128)."""
-    return random_teacher(
-        lambda: (sd_unet((64, 128, 256, 256), (2, 4, 8, 8), 256, 32, 1), sd_vae((32, 64, 128, 128), 1, 256)),
-        seed=seed,
-        device=device,
-        dtype=dtype,
-    )
+    return sd_unet((64, 128, 256, 256), (2, 4, 8, 8), 256, 32, 1), sd_vae((32, 64, 128, 128), 1, 256)
+
+
+def sd21_base_modules() -> tuple[UNet2DConditionModel, AutoencoderKL]:
+    """The Stable Diffusion 2.1-base architecture: 865.9M-parameter UNet (text width 1024), 83.7M-parameter VAE."""
+    return sd_unet((320, 640, 1280, 1280), (5, 10, 20, 20), 1024, 64, 2), sd_vae((128, 256, 512, 512), 2, 512)
+
+
+def mid_size_sd_teacher(*, seed: int = 0, device="cpu", dtype=torch.float32) -> DiffusionTeacher:
+    """A random-weight mid-size SD-architecture teacher (256 px images)."""
+    return random_teacher(mid_size_sd_modules, seed=seed, device=device, dtype=dtype)
 
 
 def sd21_base_teacher(*, seed: int = 0, device="cuda", dtype=torch.float16) -> DiffusionTeacher:
-    """The Stable Diffusion 2.1-base architecture (865M-parameter UNet, text width 1024) with random weights."""
-    return random_teacher(
-        lambda: (sd_unet((320, 640, 1280, 1280), (5, 10, 20, 20), 1024, 64, 2), sd_vae((128, 256, 512, 512), 2, 512)),
-        seed=seed,
-        device=device,
-        dtype=dtype,
-    )
-
-
-def text_width(teacher: DiffusionTeacher) -> int:
-    """Width of the text embeddings the teacher's cross-attention takes."""
-    return int(teacher.unet.config.cross_attention_dim)
+    """A random-weight SD 2.1-base teacher (512 px images)."""
+    return random_teacher(sd21_base_modules, seed=seed, device=device, dtype=dtype)
