@@ -74,8 +74,8 @@ def test_prompt_encoder_names_a_missing_tokenizer(teacher_folders, tmp_path):
         PromptEncoder(folder)
 
 
-def test_score_distillation_imports_no_framework():
-    code = "import sys, carv.score_distillation\n"
+def test_guidance_core_imports_no_framework():
+    code = "import sys, carv.score_distillation, carv.conditioning, carv.guidance_benchmark\n"
     code += (
         "loaded = [m for m in ('diffusers', 'transformers', 'threestudio', 'pytorch_lightning') if m in sys.modules]\n"
     )
