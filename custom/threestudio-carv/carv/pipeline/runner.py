@@ -18,7 +18,7 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
 from .cameras import orbit
@@ -136,7 +136,7 @@ def check_inputs(config: DictConfig):
 
 
 def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.Trainer:
-    callbacks = []
+    callbacks = [TQDMProgressBar(refresh_rate=1)] if config.trainer.enable_progress_bar else []
     if config.checkpoint.every_n_train_steps > 0:
         callbacks.append(
             ModelCheckpoint(run_dir / "ckpts", every_n_train_steps=config.checkpoint.every_n_train_steps, save_top_k=-1)
@@ -147,7 +147,7 @@ def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.
         devices=1,
         logger=CSVLogger(run_dir, name="csv_logs"),
         callbacks=callbacks,
-        enable_checkpointing=bool(callbacks),
+        enable_checkpointing=config.checkpoint.every_n_train_steps > 0,
         log_every_n_steps=config.trainer.log_every_n_steps,
         enable_progress_bar=config.trainer.enable_progress_bar,
         enable_model_summary=False,
@@ -156,11 +156,18 @@ def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.
     )
 
 
-class EndlessSteps(torch.utils.data.IterableDataset):
-    """Placeholder batches: the system draws step s's cameras from its own (seed, s) generator."""
+class StepPlaceholders(torch.utils.data.IterableDataset):
+    """Placeholder batches (the system draws step s's cameras from its own (seed, s) generator); the length
+    is max_steps so that the progress bar knows the total."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
 
     def __iter__(self):
-        return itertools.repeat(0)
+        return itertools.repeat(0, self.steps)
 
 
 def write_turntable(system: TextTo3DSystem, run_dir: Path, stem: str, frames: int, size: int | None = None) -> dict:
@@ -196,6 +203,8 @@ def text_to_3d(
     (run_dir / "configs").mkdir(parents=True, exist_ok=True)
     OmegaConf.save(config, run_dir / "configs" / "parsed.yaml")
     device = device_of(config)
+    if config.trainer.cpu_threads > 0:
+        torch.set_num_threads(config.trainer.cpu_threads)
     system = TextTo3DSystem(config)
     guidance, teacher_seconds = build_guidance(config, device, system.clock)
     p = config.system.prompt_processor
@@ -205,7 +214,11 @@ def text_to_3d(
     with warnings.catch_warnings():
         for pattern in QUIET_WARNINGS:
             warnings.filterwarnings("ignore", pattern)
-        trainer.fit(system, torch.utils.data.DataLoader(EndlessSteps(), batch_size=None), ckpt_path=config.resume)
+        trainer.fit(
+            system,
+            torch.utils.data.DataLoader(StepPlaceholders(config.trainer.max_steps), batch_size=None),
+            ckpt_path=config.resume,
+        )
     trainer.save_checkpoint(run_dir / "ckpts" / "last.ckpt")
     system.to(device)
     turntable_started = time.perf_counter()
