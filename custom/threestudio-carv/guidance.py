@@ -48,6 +48,7 @@ class CarvGuidance(BaseObject):
         timestep_strata: int = 0  # strata per step; 0 = one per draw (R * K)
         gaussian_peak: float = 0.5  # "gaussian" proposal centre, fraction of the schedule
         gaussian_width: float = 0.2  # "gaussian" proposal width, fraction of the schedule
+        gaussian_floor: float = 0.05  # "gaussian" proposal: mixture weight of p, bounds the weights by 1/floor
         adaptive_bins: int = 20  # "adaptive" proposal: timestep bins of running ||f||^2 means
         adaptive_floor: float = 0.1  # "adaptive" proposal: mixture weight of p, keeps q > 0
         adaptive_decay: float = 0.0  # "adaptive" proposal: forgetting factor of the running means

@@ -226,7 +226,8 @@ def test_inverse_cdf_picks_smallest_t_with_cdf_at_least_u():
         ({"proposal": torch.cat([torch.zeros(500), torch.ones(500)])}, "zero at 480 timestep"),
         ({"proposal": "table"}, "needs table="),
         ({"proposal": "gaussian", "gaussian_width": 0.0}, "gaussian_width"),
-        ({"proposal": "gaussian", "gaussian_peak": 0.5, "gaussian_width": 1e-4}, "zero at"),
+        ({"proposal": "gaussian", "gaussian_width": 1e-4, "gaussian_floor": 0.0}, "zero at"),
+        ({"proposal": "gaussian", "gaussian_floor": 1.5}, "gaussian_floor"),
         ({"proposal": "adaptive", "adaptive_floor": 0.0}, "adaptive_floor"),
         ({"proposal": "uniform", "gaussian_sigma": 1.0}, "unknown proposal parameter"),
         ({"strata": 4}, "stratified=False"),
@@ -248,3 +249,22 @@ def test_strata_must_divide_the_draws():
     sampler = carv.make_timestep_sampler("uniform", min_step=0, max_step=9, stratified=True, strata=4)
     with pytest.raises(ValueError, match="split evenly over 4 strata"):
         sampler.sample(6)
+
+
+def test_gaussian_floor_bounds_the_weights():
+    floor = 0.05
+    sampler = carv.make_timestep_sampler(
+        "gaussian", min_step=MIN_STEP, max_step=MAX_STEP, gaussian_peak=0.3, gaussian_width=0.02, gaussian_floor=floor
+    )
+    weight_of_index = sampler.target_pmf() / sampler.proposal_pmf()
+    size = MAX_STEP - MIN_STEP + 1
+    assert weight_of_index.max() <= 1000 / (size * floor)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_generator_draws():
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    for stratified in (False, True):
+        sampler = carv.make_timestep_sampler("sds", min_step=MIN_STEP, max_step=MAX_STEP, stratified=stratified)
+        draw = sampler.sample(64, generator=generator, device="cuda")
+        assert draw.t.device.type == "cuda" and draw.weight.device.type == "cuda"

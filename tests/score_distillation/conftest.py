@@ -1,7 +1,6 @@
 """Tiny random-weight teachers, written once per session and loaded through from_pretrained."""
 
 import pytest
-import torch
 
 from carv.teachers import PromptEncoder, load_teacher
 from carv.testing.teachers import build_tiny_if_teacher, build_tiny_sd_teacher
@@ -28,12 +27,3 @@ def teacher_kind(request):
 @pytest.fixture
 def teacher(teacher_folders, teacher_kind):
     return load_teacher(teacher_folders[teacher_kind])
-
-
-@pytest.fixture(autouse=True)
-def single_thread():
-    """One intra-op thread: these tensors are tiny, and on a shared CPU OpenMP threads mostly wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

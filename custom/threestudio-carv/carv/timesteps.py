@@ -17,7 +17,15 @@ import torch
 from .uniforms import iid_uniforms, stratified_uniforms
 
 PROPOSALS = ("uniform", "sds", "fantasia3d", "gaussian", "table", "adaptive")
-PROPOSAL_PARAMETERS = ("gaussian_peak", "gaussian_width", "table", "adaptive_bins", "adaptive_floor", "adaptive_decay")
+PROPOSAL_PARAMETERS = (
+    "gaussian_peak",
+    "gaussian_width",
+    "gaussian_floor",
+    "table",
+    "adaptive_bins",
+    "adaptive_floor",
+    "adaptive_decay",
+)
 
 SD_BETA_START = 0.00085
 SD_BETA_END = 0.012
@@ -117,22 +125,32 @@ class ScheduleProposal(TimestepProposal):
         return weighting_of_schedule(self.alphas_cumprod, steps, self.strategy)
 
 
+def mix_with_uniform(mass: torch.Tensor, floor: float) -> torch.Tensor:
+    """(1 - floor) * normalised mass + floor * uniform, over the full schedule; floor > 0 bounds p/q by 1/floor."""
+    return (1.0 - floor) * mass / mass.sum() + floor / mass.shape[0]
+
+
 class GaussianProposal(TimestepProposal):
-    """q proportional to p * N(t; peak * T, (width * T)^2): the paper's Gaussian-at-the-peak surrogate."""
+    """q proportional to p * N(t; peak * T, (width * T)^2), mixed with a floor of p: the Gaussian-at-the-peak surrogate.
+
+    The floor (ours) keeps the weights p/q below 1/floor, as a pure Gaussian's tails would make them explode.
+    """
 
     name = "gaussian"
 
-    def __init__(self, peak: float = 0.5, width: float = 0.2):
+    def __init__(self, peak: float = 0.5, width: float = 0.2, floor: float = 0.05):
         if not 0.0 <= peak <= 1.0:
             raise ValueError(f"gaussian_peak must be a fraction of the schedule in [0, 1], got {peak}")
         if not width > 0.0:
             raise ValueError(f"gaussian_width must be a positive fraction of the schedule, got {width}")
-        self.peak, self.width = float(peak), float(width)
+        if not 0.0 <= floor <= 1.0:
+            raise ValueError(f"gaussian_floor must be in [0, 1], got {floor}")
+        self.peak, self.width, self.floor = float(peak), float(width), float(floor)
 
     def mass(self, num_train_timesteps: int) -> torch.Tensor:
         steps = torch.arange(num_train_timesteps, dtype=torch.float64)
         z = (steps - self.peak * num_train_timesteps) / (self.width * num_train_timesteps)
-        return torch.exp(-0.5 * z**2)
+        return mix_with_uniform(torch.exp(-0.5 * z**2), self.floor)
 
 
 class TableProposal(TimestepProposal):
@@ -209,9 +227,7 @@ class AdaptiveProposal(TimestepProposal):
         learned = self.bin_means().sqrt()[self.bin_of_step]
         if learned.sum() <= 0:
             learned = torch.ones_like(learned)
-        learned = learned / learned.sum()
-        uniform = torch.full_like(learned, 1.0 / num_train_timesteps)
-        return (1.0 - self.floor) * learned + self.floor * uniform
+        return mix_with_uniform(learned, self.floor)
 
 
 WEIGHTING_STRATEGIES = ("sds", "uniform", "fantasia3d")
@@ -313,6 +329,7 @@ def make_proposal(
     min_step: int,
     gaussian_peak: float = 0.5,
     gaussian_width: float = 0.2,
+    gaussian_floor: float = 0.05,
     table: torch.Tensor | None = None,
     adaptive_bins: int = 20,
     adaptive_floor: float = 0.1,
@@ -326,7 +343,7 @@ def make_proposal(
     if proposal in ("sds", "fantasia3d"):
         return ScheduleProposal(alphas_cumprod, proposal)
     if proposal == "gaussian":
-        return GaussianProposal(gaussian_peak, gaussian_width)
+        return GaussianProposal(gaussian_peak, gaussian_width, gaussian_floor)
     if proposal == "table":
         if table is None:
             raise ValueError('proposal "table" needs table=<non-negative tensor over the schedule or the range>')

@@ -7,9 +7,14 @@ import torch
 LARGEST_BELOW_ONE = 1.0 - 2.0**-53
 
 
+def generator_device(generator: torch.Generator | None) -> torch.device:
+    """Where a generator draws (CPU without one)."""
+    return generator.device if generator is not None else torch.device("cpu")
+
+
 def iid_uniforms(n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """n IID U[0, 1) draws, float64 [n]."""
-    return torch.rand(n, generator=generator, dtype=torch.float64)
+    """n IID U[0, 1) draws on the CPU, float64 [n] (drawn on the generator's device, CUDA included)."""
+    return torch.rand(n, generator=generator, dtype=torch.float64, device=generator_device(generator)).cpu()
 
 
 def stratified_uniforms(n: int, strata: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -24,6 +29,6 @@ def stratified_uniforms(n: int, strata: int, generator: torch.Generator | None =
     if strata == 1:
         return iid_uniforms(n, generator=generator)
     stratum = torch.arange(strata, dtype=torch.float64).repeat(n // strata)
-    u = (stratum + torch.rand(n, generator=generator, dtype=torch.float64)) / strata
-    order = torch.randperm(n, generator=generator)
+    u = (stratum + iid_uniforms(n, generator=generator)) / strata
+    order = torch.randperm(n, generator=generator, device=generator_device(generator)).cpu()
     return u[order].clamp_(max=LARGEST_BELOW_ONE)
