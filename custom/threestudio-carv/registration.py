@@ -1,12 +1,14 @@
 """Registration that tolerates this extension being imported twice (by path and by name)."""
 
 import inspect
+import os
 
 import threestudio
 
 
 def _definition(cls: type) -> tuple[str, str]:
-    return inspect.getsourcefile(cls) or "", cls.__qualname__
+    """Where a class is defined: its real source file (links resolved) and qualified name."""
+    return os.path.realpath(inspect.getsourcefile(cls) or ""), cls.__qualname__
 
 
 def register_once(name: str):

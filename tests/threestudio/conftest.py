@@ -42,9 +42,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
 
 
-def load_extension(module_name: str):
+def load_extension(module_name: str, directory: Path = EXTENSION_DIR):
     """Import custom/threestudio-carv by path under module_name, as threestudio's launch.py does."""
-    spec = importlib.util.spec_from_file_location(module_name, EXTENSION_DIR / "__init__.py")
+    spec = importlib.util.spec_from_file_location(module_name, directory / "__init__.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)

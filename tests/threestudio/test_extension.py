@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from .conftest import load_extension
+from .conftest import EXTENSION_DIR, load_extension
 
 REGISTERED = (
     "carv-stable-diffusion-guidance",
@@ -23,6 +23,15 @@ def test_every_registry_name_resolves(threestudio, name):
 def test_importing_the_extension_again_registers_nothing_twice(threestudio):
     before = dict(threestudio.__modules__)
     load_extension("threestudio_carv_imported_again")
+    assert threestudio.__modules__ == before
+
+
+def test_importing_it_through_a_link_registers_nothing_twice(threestudio, tmp_path):
+    link = tmp_path / "custom" / "threestudio-carv"
+    link.parent.mkdir()
+    link.symlink_to(EXTENSION_DIR)
+    before = dict(threestudio.__modules__)
+    load_extension("threestudio_carv_linked", link)
     assert threestudio.__modules__ == before
 
 
