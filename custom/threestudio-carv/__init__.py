@@ -43,6 +43,9 @@ def _check_carv() -> None:
 _check_threestudio()
 _check_carv()
 
-from . import guidance, renderer, resolvers, system  # noqa: E402, F401  (registers the classes)
+try:
+    from . import guidance, renderer, resolvers, system  # noqa: F401  (registers the classes)
+except ImportError as missing:
+    _fail(f"a dependency is missing ({missing}); install threestudio's requirements, then {CARV_HELP}", missing)
 
 resolvers.register_resolvers()

@@ -58,3 +58,10 @@ def test_missing_carv_package_says_what_to_install(threestudio, monkeypatch):
     monkeypatch.setitem(sys.modules, "carv", None)
     with pytest.raises(ImportError, match="pip install -e"):
         load_extension("threestudio_carv_without_carv")
+
+
+def test_missing_dependency_fails_loudly(threestudio, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "diffusers", None)
+    with pytest.raises(ImportError, match="a dependency is missing"):
+        load_extension("threestudio_carv_without_diffusers")
+    assert "threestudio-carv cannot load" in capsys.readouterr().err
