@@ -3,6 +3,8 @@
 import csv
 import math
 
+import pytest
+
 from .conftest import PROJECT_ROOT
 
 DIAGNOSTICS = (
@@ -85,3 +87,40 @@ def test_ten_cpu_steps_then_turntable(threestudio, in_tmp_dir, tiny_teachers):
     assert all(float(row["train/time_guidance"]) > 0 for row in rows if row.get("train/time_guidance"))
     max_steps = [float(row["train/max_step"]) for row in rows if row.get("train/max_step")]
     assert max_steps[0] == 980 and max_steps[-1] < 600  # update_step reaches the guidance through the timer
+
+
+CPU_STAND_INS = [  # the CUDA-only parts of the shipped NeRF configs, replaced for a CPU smoke run
+    "system.geometry.pos_encoding_config={otype: ProgressiveBandFrequency, n_frequencies: 4}",
+    "system.background.dir_encoding_config={otype: ProgressiveBandFrequency, n_frequencies: 2}",
+    "system.renderer_type=carv-batched-volume-renderer",
+    "system.renderer={radius: 2.0, num_samples_per_ray: 8}",
+    "system.prompt_processor_type=stable-diffusion-prompt-processor",
+    "system.prompt_processor.spawn=false",
+    "system.guidance.half_precision_weights=false",
+    "system.guidance.native_resolution=0",
+    "trainer.precision=32",
+]
+
+
+@pytest.mark.parametrize("config, teacher", [("carv-dreamfusion-sd", "sd"), ("carv-dreamfusion-if", "if")])
+def test_shipped_nerf_config_trains_with_cpu_stand_ins(threestudio, in_tmp_dir, tiny_teachers, config, teacher):
+    """The shipped configs' guidance, system and losses run as configured (2 steps, tiny teacher)."""
+    from threestudio.utils.config import load_config
+
+    folder = tiny_teachers[teacher]
+    overrides = CPU_STAND_INS + [
+        "system.prompt_processor.prompt=a photo of a hamburger",
+        f"system.prompt_processor.pretrained_model_name_or_path={folder}",
+        f"system.guidance.pretrained_model_name_or_path={folder}",
+        "data.width=16",
+        "data.height=16",
+        "data.eval_width=8",
+        "data.eval_height=8",
+        "data.n_test_views=2",
+        "trainer.max_steps=2",
+        "trainer.enable_progress_bar=false",
+    ]
+    cfg = load_config(str(PROJECT_ROOT / "configs" / f"{config}.yaml"), cli_args=overrides, n_gpus=1)
+    fit_and_test_on_cpu(threestudio, cfg)
+    rows = [row for row in logged_rows(in_tmp_dir / cfg.trial_dir) if row.get("train/loss_sds")]
+    assert len(rows) == 2 and all(math.isfinite(float(row["train/loss_orient"])) for row in rows)
