@@ -4,7 +4,8 @@ threestudio's loading, prompt utils, view-dependent prompting, Perp-Neg and upda
 schedules (C() of min/max_step_percent and grad_clip, sqrt_anneal) around
 carv.score_distillation.ScoreDistillation, which holds all of the sampling math. With the
 defaults (K = 1, uniform t, no stratification, native_resolution 512 / 64) the loss and
-gradient are those of stable-diffusion-guidance / deep-floyd-guidance for the same (t, eps).
+gradient are those of stable-diffusion-guidance / deep-floyd-guidance for the same (t, eps); unlike
+them it never decodes latents, and NaN in the teacher output is an error, not nan_to_num.
 """
 
 from dataclasses import dataclass, field, fields
