@@ -61,12 +61,12 @@ class CarvGuidance(BaseObject):
     def configure(self) -> None:
         threestudio.info(f"Loading {self.__class__.__name__} from {self.cfg.pretrained_model_name_or_path} ...")
         self.weights_dtype = torch.float16 if self.cfg.half_precision_weights else torch.float32
-        teacher = self.load_teacher()
-        self.distillation = ScoreDistillation(teacher, self.distillation_config())
+        self.distillation = ScoreDistillation(self.load_teacher(), self.distillation_config())
         self.num_train_timesteps = self.distillation.num_train_timesteps
         cleanup()
 
     def load_teacher(self):
+        """The frozen carv teacher, loaded as threestudio loads it (each subclass)."""
         raise NotImplementedError
 
     def apply_pipeline_options(self, pipe) -> None:
@@ -90,13 +90,8 @@ class CarvGuidance(BaseObject):
         )
         return ScoreDistillationConfig(**values)
 
-    @property
-    def min_step(self) -> int:
-        return self.distillation.min_step
-
-    @property
-    def max_step(self) -> int:
-        return self.distillation.max_step
+    min_step = property(lambda self: self.distillation.min_step, doc="current lowest timestep")
+    max_step = property(lambda self: self.distillation.max_step, doc="current highest timestep")
 
     def text_conditioning(self, prompt_utils, elevation, azimuth, camera_distances) -> TextConditioning:
         """threestudio's (view-dependent, optionally Perp-Neg) embeddings as carv TextConditioning."""
