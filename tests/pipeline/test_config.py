@@ -59,3 +59,13 @@ def test_missing_prompt_and_unknown_config_file_are_user_errors():
         load_config()
     with pytest.raises(UserError, match="cpu-carv"):
         load_config("no-such-config", prompt="a red mug")
+
+
+def test_timestep_range_schedules_follow_threestudio():
+    from carv.pipeline.config import scheduled
+
+    assert scheduled(0.5, 100) == 0.5
+    assert [scheduled([100, 0.98, 0.5, 300], s) for s in (0, 100, 200, 300, 400)] == [0.98, 0.98, 0.74, 0.5, 0.5]
+    assert scheduled([0.9, 0.1, 10], 5) == 0.5
+    config = load_config(overrides=["system.guidance.max_step_percent=[0,0.98,0.5,100]"], prompt="a red mug")
+    assert list(config.system.guidance.max_step_percent) == [0, 0.98, 0.5, 100]

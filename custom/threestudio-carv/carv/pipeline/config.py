@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -72,10 +73,32 @@ class PromptConfig:
 
 GuidanceConfig = dataclasses.make_dataclass(
     "GuidanceConfig",
-    [("pretrained_model_name_or_path", str, field(default="${carv_load:toy-teacher}"))],
+    [
+        ("pretrained_model_name_or_path", str, field(default="${carv_load:toy-teacher}")),
+        ("min_step_percent", Any, field(default=0.02)),  # a number or threestudio's [start_step, start, end, end_step]
+        ("max_step_percent", Any, field(default=0.98)),  # likewise (annealed by global step)
+    ],
     bases=(ScoreDistillationConfig,),
 )
-"""ScoreDistillationConfig's options plus the teacher folder (any local diffusers folder)."""
+"""ScoreDistillationConfig's options plus the teacher folder (any local diffusers folder); the timestep range
+may be scheduled as in threestudio."""
+
+
+def scheduled(value, step: int) -> float:
+    """threestudio's C(): a number, or [start_step, start_value, end_value, end_step] (3 values: start at 0)
+    interpolated linearly in the global step and held outside the ramp."""
+    if isinstance(value, (int, float)):
+        return float(value)
+    values = list(value)
+    if len(values) == 3:
+        values = [0, *values]
+    if len(values) != 4:
+        raise UserError(
+            f"config: a schedule is a number or [start_step, start_value, end_value, end_step], got {values}"
+        )
+    start_step, start, end, end_step = values
+    progress = min(max((step - start_step) / max(end_step - start_step, 1), 0.0), 1.0)
+    return float(start + (end - start) * progress)
 
 
 @dataclass
@@ -232,6 +255,9 @@ def check(config: DictConfig) -> None:
 
 
 def guidance_options(config: DictConfig) -> ScoreDistillationConfig:
-    """The ScoreDistillationConfig part of system.guidance."""
+    """The ScoreDistillationConfig part of system.guidance, schedules at step 0."""
     names = [f.name for f in dataclasses.fields(ScoreDistillationConfig)]
-    return ScoreDistillationConfig(**{name: config.system.guidance[name] for name in names})
+    options = {name: config.system.guidance[name] for name in names}
+    for name in ("min_step_percent", "max_step_percent"):
+        options[name] = scheduled(options[name], 0)
+    return ScoreDistillationConfig(**options)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from ..render.volume import render_rays
 from ..toyworld.cameras import Cameras
 from .cameras import CameraBatch, orbit, train_batch
+from .config import scheduled
 from .field import VoxelGridField
 from .timing import PhaseClock
 
@@ -70,6 +71,13 @@ class TextTo3DSystem(pl.LightningModule):
         rgb = torch.cat([p.rgb for p in parts]).reshape(*shape, 3).clamp(0.0, 1.0)
         return {"rgb": rgb, "opacity": torch.cat([p.opacity for p in parts]).reshape(*shape, 1)}
 
+    def update_guidance_schedule(self, step: int) -> None:
+        """threestudio's update_step: the timestep range of this step (the sampler re-weights to it)."""
+        g = self.config.system.guidance
+        low, high = scheduled(g.min_step_percent, step), scheduled(g.max_step_percent, step)
+        if (self.guidance.min_step, self.guidance.max_step) != self.guidance.step_range(low, high):
+            self.guidance.update_schedule(low, high, self.guidance.grad_clip)
+
     def losses(self, out: dict, guidance_out: dict) -> dict:
         """threestudio's weighted terms: lambda_sds * loss_sds, sparsity sqrt(opacity^2 + 0.01), opaque BCE."""
         weights = self.config.system.loss
@@ -85,6 +93,7 @@ class TextTo3DSystem(pl.LightningModule):
         started = time.perf_counter()
         self.clock.new_step()
         step, seed = self.global_step, self.config.seed
+        self.update_guidance_schedule(step)
         cameras = train_batch(self.config.data, step_generator(seed, step))
         generator = step_generator(seed, step, self.device)
         with self.clock.phase("render"):
