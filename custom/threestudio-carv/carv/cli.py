@@ -127,5 +127,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+@subcommand("variance", "measure costs and variance components at a run's checkpoints; ECM table and recommendation")
+def variance_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("target", metavar="RUN_DIR_OR_CONFIG", help="a run folder, or a config with --prompt")
+    parser.add_argument("--prompt", help="prompt when the target is a config (probes its initial scene)")
+    parser.add_argument("--checkpoints", choices=("last", "all"), default="last", help="(default: %(default)s)")
+    parser.add_argument("--budget", type=float, default=4.0, help="per-step budget in units of a + b (default: 4)")
+    parser.add_argument("--renders", type=int, default=8, help="R of the probe grid (default: %(default)s)")
+    parser.add_argument("--draws", type=int, default=8, help="K of the probe grid, even (default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=24, help="steps per direct variance check (default: 24)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="report folder (default: a new variance@<timestamp> in the run folder)")
+    parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
+
+    def run(args):
+        from .variance.report import ReportOptions, variance_report
+        from .variance.text import report_text
+
+        options = ReportOptions(args.renders, args.draws, args.repeats, args.budget, seed=args.seed)
+        report = variance_report(
+            args.target, options, which=args.checkpoints, prompt=args.prompt, overrides=args.overrides, out=args.out
+        )
+        print(json.dumps(report, indent=1) if args.json else report_text(report))
+
+    return run
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,0 +1,182 @@
+"""Per-draw parameter-space gradients of the CPU pipeline at a checkpoint, and the phase costs a and b.
+
+Adapter: renders, encodes and back-propagates through the pipeline's system; all statistics are carv's.
+Each render of an R x K grid is rendered and encoded once; each of its K weighted directions
+f_rk = rho w (eps_hat - eps) is back-propagated on its own (one backward per draw), giving
+G_rk = J_r^T f_rk. a = render + encode + one backward (per render), b = one guided teacher evaluation.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import torch
+from omegaconf import OmegaConf
+
+from ..pipeline.cameras import train_batch
+from ..pipeline.config import guidance_options, scheduled
+from ..pipeline.system import batch_slice
+from ..score_distillation import ScoreDistillation
+from ..timesteps import TimestepDraw
+
+PROPOSALS = ("uniform", "sds", "gaussian", "adaptive")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A timestep proposal with IID or per-render stratified draws (K strata per render)."""
+
+    proposal: str
+    stratified: bool
+
+    @property
+    def name(self) -> str:
+        return self.proposal + ("+strat" if self.stratified else "")
+
+
+SETTINGS = tuple(Setting(p, s) for p in PROPOSALS for s in (False, True))
+BASELINE = Setting("uniform", False)
+
+
+@dataclass
+class CostMeter:
+    """Seconds and counts of the phases: render (+ encode) per render, backward per draw, teacher per draw."""
+
+    seconds: dict = field(default_factory=lambda: {"render": 0.0, "backward": 0.0, "teacher": 0.0})
+    counts: dict = field(default_factory=lambda: {"render": 0, "backward": 0, "teacher": 0})
+
+    def add(self, phase: str, seconds: float, count: int) -> None:
+        self.seconds[phase] += seconds
+        self.counts[phase] += count
+
+    def per(self, phase: str) -> float:
+        return self.seconds[phase] / max(self.counts[phase], 1)
+
+    @property
+    def a(self) -> float:
+        """Render + encode + one backward through both, per render."""
+        return self.per("render") + self.per("backward")
+
+    @property
+    def b(self) -> float:
+        """One guided teacher evaluation (all CFG passes), per draw."""
+        return self.per("teacher")
+
+
+@dataclass
+class Grid:
+    """Per-draw results of one setting: g [R, K, D] (float32), t [R, K], weights, latent and parameter norms."""
+
+    g: torch.Tensor
+    t: torch.Tensor
+    weight: torch.Tensor
+    latent_sq_norm: torch.Tensor  # ||w (eps_hat - eps)||^2, before the importance weight
+    parameter_sq_norm: torch.Tensor  # ||J^T w (eps_hat - eps)||^2, before the importance weight
+
+
+class Probe:
+    """The system, guidance and prompts of one run at one checkpoint, with a cost meter."""
+
+    def __init__(self, system, guidance: ScoreDistillation, prompts, step: int):
+        self.system, self.guidance, self.prompts, self.step = system, guidance, prompts, step
+        self.meter = CostMeter()
+        self.parameters = [p for p in system.parameters() if p.requires_grad]
+        self.distillations: dict[tuple[Setting, int], ScoreDistillation] = {}
+
+    def distillation(self, setting: Setting, k: int) -> ScoreDistillation:
+        """A ScoreDistillation of this setting and K over the same teacher (kept: adaptive state persists)."""
+        key = (setting, k if setting.proposal != "adaptive" else 0)
+        if key not in self.distillations:
+            g = self.system.config.system.guidance
+            options = replace(
+                guidance_options(self.system.config),
+                timestep_proposal=setting.proposal,
+                timestep_stratified=setting.stratified,
+                timestep_strata=0,
+                min_step_percent=scheduled(g.min_step_percent, self.step),
+                max_step_percent=scheduled(g.max_step_percent, self.step),
+            )
+            self.distillations[key] = ScoreDistillation(self.guidance.teacher, options)
+        distillation = self.distillations[key]
+        distillation.config.noise_samples_per_render = k
+        return distillation
+
+    def render(self, renders: int, generator: torch.Generator, grad: bool = True):
+        """Latents of R random training cameras, one [1, C, h, w] graph per render (a backward of one render
+        then costs one render's backward), and their text conditioning."""
+        data = OmegaConf.merge(self.system.config.data, {"batch_size": renders})
+        cameras = train_batch(data, generator)
+        randomized = self.system.config.system.renderer.randomized
+        started = time.perf_counter()
+        with torch.set_grad_enabled(grad):
+            latents = [
+                self.guidance.latents(
+                    self.system.render(batch_slice(cameras, r), randomized=randomized, generator=generator)["rgb"],
+                    generator,
+                )
+                for r in range(renders)
+            ]
+        self.meter.add("render", time.perf_counter() - started, renders)
+        return latents, self.prompts.conditioning(cameras.view_classes)
+
+    def directions(self, setting, latents, text, k: int, generator, keep_draws: bool = True):
+        """RenoiseResult of K draws per render; stratified draws use K strata within each render."""
+        distillation = self.distillation(setting, k)
+        draws = draw_timesteps(distillation, len(latents), k, setting.stratified, generator)
+        started = time.perf_counter()
+        result = distillation.direction(
+            torch.cat(latents).detach(), text, generator=generator, draws=draws, keep_draws=keep_draws
+        )
+        self.meter.add("teacher", time.perf_counter() - started, len(latents) * k)
+        return result
+
+    def warm_up(self, setting: Setting, renders: int, k: int, batches: int, generator) -> None:
+        """Feed the adaptive proposal with draws on other renders than the grid's (no-op for fixed proposals)."""
+        if setting.proposal != "adaptive":
+            return
+        for _ in range(batches):
+            latents, text = self.render(renders, generator, grad=False)
+            self.directions(setting, latents, text, k, generator, keep_draws=False)
+
+    def backward(self, output: torch.Tensor, cotangent: torch.Tensor | None, timed: bool = True) -> torch.Tensor:
+        """J^T cotangent over all trainable parameters, flattened [D] (the graph is kept)."""
+        started = time.perf_counter()
+        grads = torch.autograd.grad(output, self.parameters, cotangent, retain_graph=True, allow_unused=True)
+        if timed:
+            self.meter.add("backward", time.perf_counter() - started, 1)
+        return torch.cat(
+            [
+                (g if g is not None else torch.zeros_like(p)).reshape(-1)
+                for g, p in zip(grads, self.parameters, strict=True)
+            ]
+        )
+
+    def grid(self, setting: Setting, renders: int, k: int, generator: torch.Generator, progress=None) -> Grid:
+        """Per-draw parameter gradients G_rk [R, K, D] of one setting on fresh renders."""
+        latents, text = self.render(renders, generator)
+        result = self.directions(setting, latents, text, k, generator)
+        rows = []
+        for r in range(renders):
+            rows.append(torch.stack([self.backward(latents[r], result.draws[r, j : j + 1]) for j in range(k)]))
+            if progress is not None:
+                progress.update(k)
+        g = torch.stack(rows).detach()
+        unweighted = g.pow(2).sum(dim=2) / result.weight.to(g).pow(2)
+        return Grid(g, result.t.cpu(), result.weight.cpu(), result.sq_norm.cpu(), unweighted.cpu())
+
+    def step_gradient(self, setting: Setting, renders: int, k: int, generator: torch.Generator) -> torch.Tensor:
+        """One whole per-step estimate mean_r J_r^T d_r [D] (one backward per render, as in training)."""
+        latents, text = self.render(renders, generator)
+        result = self.directions(setting, latents, text, k, generator, keep_draws=False)
+        objective = sum((z * d).sum() for z, d in zip(latents, result.direction.unsqueeze(1), strict=True)) / renders
+        return self.backward(objective, None, timed=False).detach()
+
+
+def draw_timesteps(distillation, renders: int, k: int, stratified: bool, generator) -> TimestepDraw:
+    """R*K draws: IID from the proposal, or K strata within each render (CARV sec. 2.3, B = K)."""
+    sampler = distillation.sampler
+    if not stratified:
+        return sampler.sample(renders * k, generator=generator)
+    parts = [sampler.sample(k, generator=generator) for _ in range(renders)]
+    return TimestepDraw(torch.cat([p.t for p in parts]), torch.cat([p.weight for p in parts]))

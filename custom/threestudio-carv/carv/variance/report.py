@@ -1,0 +1,228 @@
+"""`carv variance RUN_DIR_OR_CONFIG`: measure a, b and the variance components at checkpoints, write the report.
+
+Per checkpoint (folder <label>/): components.csv, ecm_table.csv, draws.csv (t and per-draw norms),
+ecm_frontier.png, gradient_norm_vs_t.png; report.json over all checkpoints. Timings are wall-clock on
+whatever machine runs it (a shared CPU inflates and jitters them; a and b come from the same run).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+
+from ..accounting import CostModel
+from ..pipeline.config import load_config, parse_overrides, scheduled
+from ..pipeline.errors import UserError
+from ..pipeline.prompts import ViewDependentPrompts, prompt_encoder
+from ..pipeline.runner import build_guidance, device_of, new_folder
+from ..pipeline.system import TextTo3DSystem
+from ..pipeline.timing import PhaseClock
+from ..stratified_variance import repeated_variance
+from .analysis import Fitted, VarianceModel, fit, summarise
+from .plots import norms_by_t, plot_frontier, plot_norms
+from .probe import BASELINE, SETTINGS, Probe, Setting
+
+Z99 = 2.5758  # two-sided 99% normal quantile
+
+
+@dataclass
+class ReportOptions:
+    renders: int = 8  # R of the probe grid
+    draws: int = 8  # K of the probe grid (even: stratified components pair strata)
+    repeats: int = 24  # whole-step repetitions for the direct check of each validated configuration
+    budget: float = 4.0  # per-step budget in units of one baseline render a + b (4 = threestudio's R = 4, K = 1)
+    baseline_renders: int = 4  # R of the equal-cost baseline (K = 1, uniform t, IID)
+    warmup_batches: int = 2  # batches of draws that train the adaptive proposal before its grid
+    seed: int = 0
+
+    def check(self) -> None:
+        if self.renders < 3 or self.draws < 2 or self.draws % 2:
+            raise UserError(f"need --renders >= 3 and an even --draws >= 2, got {self.renders} and {self.draws}")
+        if self.repeats < 3 or self.budget < 1 or self.baseline_renders < 1:
+            raise UserError("need --repeats >= 3, --budget >= 1 and --baseline-renders >= 1")
+
+
+def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
+    """ckpts/last.ckpt ("last") or every checkpoint of the run in step order ("all")."""
+    found = sorted(run_dir.glob("ckpts/*.ckpt"), key=lambda p: torch.load(p, map_location="cpu")["global_step"])
+    if which == "last":
+        found = [p for p in found if p.name == "last.ckpt"]
+    if not found:
+        raise UserError(f"{run_dir} has no checkpoint in ckpts/")
+    return found
+
+
+def resolve_target(target: str, overrides: list[str], prompt: str | None, which: str):
+    """(config, [(label, state_dict or None, step)], output parent) of a run folder or a config."""
+    run_dir = Path(target)
+    if (run_dir / "configs" / "parsed.yaml").is_file():
+        config = OmegaConf.merge(OmegaConf.load(run_dir / "configs" / "parsed.yaml"), parse_overrides(overrides))
+        states = []
+        for path in checkpoints_of(run_dir, which):
+            checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+            states.append(
+                (f"{path.stem}-step{checkpoint['global_step']}", checkpoint["state_dict"], checkpoint["global_step"])
+            )
+        return config, states, run_dir
+    if prompt is None:
+        raise UserError(f"{target} is not a run folder; to probe a config's initial scene give --prompt TEXT")
+    config = load_config(target, overrides, prompt=prompt)
+    return config, [("init-step0", None, 0)], Path(config.exp_root_dir) / "variance"
+
+
+def probe_at(config, state, step: int, guidance, prompts, device) -> Probe:
+    system = TextTo3DSystem(config)
+    if state is not None:
+        system.load_state_dict(state)
+    system.to(device)
+    g = config.system.guidance
+    guidance.update_schedule(scheduled(g.min_step_percent, step), scheduled(g.max_step_percent, step), None)
+    return Probe(system, guidance, prompts, step)
+
+
+def measure_grids(probe: Probe, options: ReportOptions, generator, progress) -> tuple[dict, dict]:
+    """Fitted components of every setting and the pooled per-draw (t, latent, parameter) squared norms."""
+    fitted, pooled = {}, {"t": [], "latent": [], "parameter": []}
+    for setting in SETTINGS:
+        progress.set_description(f"grid {setting.name}")
+        probe.warm_up(setting, options.renders, options.draws, options.warmup_batches, generator)
+        grid = probe.grid(setting, options.renders, options.draws, generator, progress)
+        fitted[setting] = fit(grid, setting.stratified)
+        for key, values in (("t", grid.t), ("latent", grid.latent_sq_norm), ("parameter", grid.parameter_sq_norm)):
+            pooled[key].append(values.flatten())
+    return fitted, {k: torch.cat(v) for k, v in pooled.items()}
+
+
+def validate(probe: Probe, model: VarianceModel, setting: Setting, renders: int, k: int, options, generator) -> dict:
+    """Variance of the whole per-step estimator by repetition against the model's prediction."""
+    steps = torch.stack([probe.step_gradient(setting, renders, k, generator) for _ in range(options.repeats)])
+    measured, measured_se = repeated_variance(steps)
+    predicted, predicted_se = model.variance(setting, renders, k), model.variance_se(setting, renders, k)
+    z = (measured - predicted) / (measured_se**2 + predicted_se**2) ** 0.5
+    return {
+        "setting": setting.name,
+        "R": renders,
+        "K": k,
+        "repeats": options.repeats,
+        "measured": measured,
+        "measured_se": measured_se,
+        "predicted": predicted,
+        "predicted_se": predicted_se,
+        "z": z,
+        "agree_99": abs(z) <= Z99,
+    }
+
+
+def write_csv(rows: list[dict], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_checkpoint_files(folder: Path, summary: dict, pooled: dict, model, probe: Probe, label: str) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(summary["components"], folder / "components.csv")
+    write_csv(summary["table"], folder / "ecm_table.csv")
+    draws = [
+        dict(zip(("t", "latent_sq_norm", "parameter_sq_norm"), row, strict=True))
+        for row in torch.stack(
+            [pooled["t"].double(), pooled["latent"].double(), pooled["parameter"].double()], 1
+        ).tolist()
+    ]
+    write_csv(draws, folder / "draws.csv")
+    title = f"{probe.system.config.system.prompt_processor.prompt} @ {label}"
+    budget = summary["budget_seconds"]
+    plot_frontier(model, budget, summary["recommended"], folder / "ecm_frontier.png", title)
+    binned = norms_by_t(
+        pooled["t"], pooled["latent"], pooled["parameter"], probe.guidance.min_step, probe.guidance.max_step
+    )
+    plot_norms(binned, probe.guidance.teacher.alphas_cumprod, folder / "gradient_norm_vs_t.png", title)
+    return {"norms_by_t": binned, "files": sorted(str(p) for p in folder.iterdir())}
+
+
+def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: Path, progress) -> dict:
+    generator = torch.Generator().manual_seed(options.seed)
+    fitted, pooled = measure_grids(probe, options, generator, progress)
+    costs = CostModel(probe.meter.a, probe.meter.b)
+    model = VarianceModel(fitted, costs)
+    summary = summarise(model, options.budget * costs.step_cost(1, 1), options.baseline_renders)
+    recommended = summary["recommended"]
+    progress.set_description("direct check")
+    checks = [
+        validate(probe, model, setting_named(fitted, row["setting"]), row["R"], row["K"], options, generator)
+        for row in (recommended, {"setting": BASELINE.name, "R": options.baseline_renders, "K": 1})
+    ]
+    progress.update(2 * options.repeats)
+    summary["measured_ecm"] = measured_ecm(checks[0], checks[1], costs)
+    extra = write_checkpoint_files(folder, summary, pooled, model, probe, label)
+    return {
+        "checkpoint": label,
+        "step": probe.step,
+        **summary,
+        "validation": checks,
+        **extra,
+        "meter": asdict(probe.meter),
+    }
+
+
+def measured_ecm(check: dict, baseline: dict, costs: CostModel) -> dict:
+    """ECM of a configuration from the directly measured variances (delta-method standard error)."""
+    value = (baseline["measured"] * costs.step_cost(baseline["R"], 1)) / (
+        check["measured"] * costs.step_cost(check["R"], check["K"])
+    )
+    relative = (baseline["measured_se"] / baseline["measured"]) ** 2 + (check["measured_se"] / check["measured"]) ** 2
+    return {"ecm": value, "se": value * relative**0.5}
+
+
+def setting_named(fitted: dict[Setting, Fitted], name: str) -> Setting:
+    return next(s for s in fitted if s.name == name)
+
+
+def variance_report(
+    target: str,
+    options: ReportOptions | None = None,
+    *,
+    which: str = "last",
+    prompt=None,
+    overrides=(),
+    out: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Run the report on a run folder's checkpoints (or a config's initial scene) and write its files."""
+    options = options or ReportOptions()
+    options.check()
+    started = time.perf_counter()
+    config, states, parent = resolve_target(target, list(overrides), prompt, which)
+    folder = Path(out) if out else new_folder(parent, "variance")
+    folder.mkdir(parents=True, exist_ok=True)
+    device = device_of(config)
+    if config.trainer.cpu_threads > 0:
+        torch.set_num_threads(config.trainer.cpu_threads)
+    guidance, _ = build_guidance(config, device, PhaseClock())
+    p = config.system.prompt_processor
+    encoder = prompt_encoder(config.system.guidance.pretrained_model_name_or_path, p.prompt, device)
+    prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
+    per_checkpoint = len(SETTINGS) * options.renders * options.draws + 2 * options.repeats
+    results = []
+    with tqdm(total=per_checkpoint * len(states), disable=not progress, unit="draw") as bar:
+        for label, state, step in states:
+            probe = probe_at(config, state, step, guidance, prompts, device)
+            results.append(report_checkpoint(probe, label, options, folder / label, bar))
+    report = {
+        "target": str(target),
+        "prompt": p.prompt,
+        "options": asdict(options),
+        "checkpoints": results,
+        "seconds": time.perf_counter() - started,
+        "folder": str(folder),
+    }
+    (folder / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return report

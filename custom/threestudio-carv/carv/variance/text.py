@@ -1,0 +1,61 @@
+"""The report as printed text: per checkpoint, costs, components, the ECM table, recommendation and checks."""
+
+from __future__ import annotations
+
+
+def component_lines(rows: list[dict]) -> list[str]:
+    lines = [f"  {'setting':<16}{'sigma_b^2':>22}{'sigma_w^2':>22}{'K*':>6}{'reuse limit':>13}"]
+    for r in rows:
+        lines.append(
+            f"  {r['setting']:<16}{r['sigma_b2']:>12.4g} +-{r['sigma_b2_se']:<8.2g}"
+            f"{r['sigma_w2']:>12.4g} +-{r['sigma_w2_se']:<8.2g}{r['k_star']:>6}{r['reuse_limit']:>13.2f}"
+        )
+    return lines
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    lines = [f"  {'setting':<16}{'R':>4}{'K':>4}{'step s':>10}{'ECM':>8}"]
+    lines += [
+        f"  {r['setting']:<16}{r['R']:>4}{r['K']:>4}{r['step_seconds']:>10.3f}{r['ecm']:>8.2f}"
+        for r in sorted(rows, key=lambda r: -r["ecm"])
+    ]
+    return lines
+
+
+def check_line(c: dict) -> str:
+    verdict = "agree" if c["agree_99"] else "DISAGREE"
+    return (
+        f"  {c['setting']} R={c['R']} K={c['K']}: measured {c['measured']:.4g} +- {c['measured_se']:.2g} "
+        f"({c['repeats']} steps), predicted {c['predicted']:.4g} +- {c['predicted_se']:.2g}, z={c['z']:.2f} ({verdict})"
+    )
+
+
+def checkpoint_text(c: dict) -> list[str]:
+    costs, rec, reuse, auto = c["costs"], c["recommended"], c["reuse_only"], c["auto"]
+    lines = [
+        f"== {c['checkpoint']} (step {c['step']})",
+        f"costs (wall-clock, this machine): a = {costs['a']:.4f} s per render, b = {costs['b']:.4f} s per teacher "
+        f"evaluation, a/b = {costs['a_over_b']:.2f}; budget {c['budget_seconds']:.3f} s per step",
+        "components (parameter space):",
+        *component_lines(c["components"]),
+        "ECM at the budget vs the baseline (uniform, K = 1, R = {}):".format(c["baseline"]["R"]),
+        *table_lines(c["table"]),
+        f"recommended: {rec['setting']} R={rec['R']} K={rec['K']}, ECM {rec['ecm']:.2f}",
+        f"reuse only (uniform): R={reuse['R']} K={reuse['K']}, ECM {reuse['ecm']:.2f}; "
+        f"IS + stratification add {100 * c['ecm_share_from_is_and_stratification']:.0f}%; "
+        f"reuse limit {c['reuse_limit']:.2f}",
+        f"auto: {auto['setting']} R={auto['R']} K={auto['K']}, ECM {auto['ecm']:.2f} "
+        f"({100 * auto['fraction_of_best_fixed']:.0f}% of the best fixed (R, K))",
+        "direct check, variance of the per-step estimator (trace):",
+        *(check_line(v) for v in c["validation"]),
+        f"measured ECM of the recommendation: {c['measured_ecm']['ecm']:.2f} +- {c['measured_ecm']['se']:.2f}",
+    ]
+    return lines
+
+
+def report_text(report: dict) -> str:
+    lines = [f"variance report of {report['target']} ({report['prompt']!r})"]
+    for c in report["checkpoints"]:
+        lines += checkpoint_text(c)
+    lines.append(f"files in {report['folder']} ({report['seconds']:.0f} s)")
+    return "\n".join(lines)
