@@ -7,7 +7,6 @@ whatever machine runs it (a shared CPU inflates and jitters them; a and b come f
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from ..pipeline.system import TextTo3DSystem
 from ..pipeline.timing import PhaseClock
 from ..stratified_variance import repeated_variance
 from .analysis import Fitted, VarianceModel, fit, summarise
-from .plots import norms_by_t, plot_frontier, plot_norms
+from .files import measured_ecm, write_checkpoint_files
 from .probe import BASELINE, SETTINGS, Probe, Setting
 
 Z99 = 2.5758  # two-sided 99% normal quantile
@@ -120,34 +119,6 @@ def validate(probe: Probe, model: VarianceModel, setting: Setting, renders: int,
     }
 
 
-def write_csv(rows: list[dict], path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def write_checkpoint_files(folder: Path, summary: dict, pooled: dict, model, probe: Probe, label: str) -> dict:
-    folder.mkdir(parents=True, exist_ok=True)
-    write_csv(summary["components"], folder / "components.csv")
-    write_csv(summary["table"], folder / "ecm_table.csv")
-    draws = [
-        dict(zip(("t", "latent_sq_norm", "parameter_sq_norm"), row, strict=True))
-        for row in torch.stack(
-            [pooled["t"].double(), pooled["latent"].double(), pooled["parameter"].double()], 1
-        ).tolist()
-    ]
-    write_csv(draws, folder / "draws.csv")
-    title = f"{probe.system.config.system.prompt_processor.prompt} @ {label}"
-    budget = summary["budget_seconds"]
-    plot_frontier(model, budget, summary["recommended"], folder / "ecm_frontier.png", title)
-    binned = norms_by_t(
-        pooled["t"], pooled["latent"], pooled["parameter"], probe.guidance.min_step, probe.guidance.max_step
-    )
-    plot_norms(binned, probe.guidance.teacher.alphas_cumprod, folder / "gradient_norm_vs_t.png", title)
-    return {"norms_by_t": binned, "files": sorted(str(p) for p in folder.iterdir())}
-
-
 def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: Path, progress) -> dict:
     generator = torch.Generator().manual_seed(options.seed)
     fitted, pooled = measure_grids(probe, options, generator, progress)
@@ -171,15 +142,6 @@ def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: 
         **extra,
         "meter": asdict(probe.meter),
     }
-
-
-def measured_ecm(check: dict, baseline: dict, costs: CostModel) -> dict:
-    """ECM of a configuration from the directly measured variances (delta-method standard error)."""
-    value = (baseline["measured"] * costs.step_cost(baseline["R"], 1)) / (
-        check["measured"] * costs.step_cost(check["R"], check["K"])
-    )
-    relative = (baseline["measured_se"] / baseline["measured"]) ** 2 + (check["measured_se"] / check["measured"]) ** 2
-    return {"ecm": value, "se": value * relative**0.5}
 
 
 def setting_named(fitted: dict[Setting, Fitted], name: str) -> Setting:

@@ -1,0 +1,50 @@
+"""`carv variance` on a shrunken run (tiny random teacher) writes every promised file; bad input is one line."""
+
+import json
+from pathlib import Path
+
+from carv.cli import main
+
+from ..cli.test_cli import assert_one_line_error, run_folder_of
+from ..pipeline.fixtures import shrunken
+
+PER_CHECKPOINT = ("components.csv", "ecm_table.csv", "draws.csv", "ecm_frontier.png", "gradient_norm_vs_t.png")
+SMALL_PROBE = ["--renders", "3", "--draws", "2", "--repeats", "3"]
+
+
+def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, tmp_path, capsys):
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path, steps=2), "checkpoint.every_n_train_steps=1"]
+    assert main(["text-to-3d", "a red mug", *overrides]) == 0
+    run_dir = run_folder_of(capsys.readouterr().out)
+    out = tmp_path / "report"
+    assert main(["variance", str(run_dir), "--checkpoints", "all", "--out", str(out), *SMALL_PROBE]) == 0
+    printed = capsys.readouterr().out
+    assert "recommended:" in printed and "measured ECM" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert [c["step"] for c in report["checkpoints"]] == [1, 2, 2]  # step 1, step 2 and last.ckpt
+    for checkpoint in report["checkpoints"]:
+        for name in PER_CHECKPOINT:
+            assert (out / checkpoint["checkpoint"] / name).is_file(), name
+        assert {c["setting"] for c in checkpoint["components"]} == {
+            f"{p}{s}" for p in ("uniform", "sds", "gaussian", "adaptive") for s in ("", "+strat")
+        }
+        assert [v["setting"] for v in checkpoint["validation"]][1] == "uniform"
+        assert checkpoint["costs"]["a"] > 0 and checkpoint["costs"]["b"] > 0
+        assert len(checkpoint["norms_by_t"]["t"]) == 20
+
+
+def test_report_of_a_config_probes_its_initial_scene(toy_teacher, random_judge, tmp_path, capsys):
+    overrides = shrunken(toy_teacher, random_judge, tmp_path)
+    argv = ["variance", "cpu-carv", "--prompt", "a blue duck", "--json", *SMALL_PROBE, *overrides]
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["checkpoints"][0]["step"] == 0
+    assert (Path(report["folder"]) / "init-step0" / "ecm_table.csv").is_file()
+    assert Path(report["folder"]).parent == tmp_path / "variance"
+
+
+def test_bad_targets_and_options(toy_teacher, random_judge, tmp_path, capsys):
+    overrides = shrunken(toy_teacher, random_judge, tmp_path)
+    assert_one_line_error(capsys, ["variance", str(tmp_path), *overrides], "not a run folder", "--prompt")
+    argv = ["variance", "cpu-carv", "--prompt", "a red mug", "--draws", "3", *overrides]
+    assert_one_line_error(capsys, argv, "even --draws")
