@@ -77,6 +77,12 @@ GuidanceConfig = dataclasses.make_dataclass(
         ("pretrained_model_name_or_path", str, field(default="${carv_load:toy-teacher}")),
         ("min_step_percent", Any, field(default=0.02)),  # a number or threestudio's [start_step, start, end, end_step]
         ("max_step_percent", Any, field(default=0.98)),  # likewise (annealed by global step)
+        # `auto` (carv.variance.auto, a callback added by the runner): K = K* of measured costs and components
+        ("noise_samples_per_render", Any, field(default=1)),  # K: (t, eps) draws per render, or "auto"
+        ("auto_every_n_steps", int, field(default=50)),  # auto: steps between variance probes and K choices
+        ("auto_k_initial", int, field(default=4)),  # auto: K until the first choice
+        ("auto_k_max", int, field(default=64)),  # auto: largest K
+        ("auto_probe_size", int, field(default=4)),  # auto: renders and draws per render of each probe
     ],
     bases=(ScoreDistillationConfig,),
 )
@@ -246,6 +252,19 @@ def check(config: DictConfig) -> None:
             f"system.geometry.density_activation must be one of {', '.join(DENSITY_ACTIVATIONS)}",
         ),
     ]
+    g = config.system.guidance
+    k = g.noise_samples_per_render
+    auto_ok = 1 <= g.auto_k_initial <= g.auto_k_max and g.auto_every_n_steps >= 1 and g.auto_probe_size >= 3
+    rules += [
+        (
+            k == "auto" or (isinstance(k, int) and k >= 1),
+            "system.guidance.noise_samples_per_render must be >= 1 or auto",
+        ),
+        (
+            auto_ok,
+            "system.guidance: auto needs 1 <= auto_k_initial <= auto_k_max, auto_every_n_steps >= 1, auto_probe_size >= 3",
+        ),
+    ]
     for name in ("elevation_range", "azimuth_range", "camera_distance_range", "fovy_range"):
         values = config.data[name]
         rules.append((len(values) == 2 and values[0] <= values[1], f"data.{name} must be [low, high]"))
@@ -260,4 +279,6 @@ def guidance_options(config: DictConfig) -> ScoreDistillationConfig:
     options = {name: config.system.guidance[name] for name in names}
     for name in ("min_step_percent", "max_step_percent"):
         options[name] = scheduled(options[name], 0)
+    if options["noise_samples_per_render"] == "auto":
+        options["noise_samples_per_render"] = config.system.guidance.auto_k_initial
     return ScoreDistillationConfig(**options)

@@ -137,6 +137,12 @@ def check_inputs(config: DictConfig):
 
 def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.Trainer:
     callbacks = [TQDMProgressBar(refresh_rate=1)] if config.trainer.enable_progress_bar else []
+    if str(config.system.guidance.noise_samples_per_render) == "auto":  # K chosen online (carv.variance.auto)
+        from ..variance.auto import AutoNoiseSamples, auto_k_of
+
+        callbacks.append(
+            AutoNoiseSamples(auto_k_of(config.system.guidance), config.system.guidance.auto_probe_size, config.seed)
+        )
     if config.checkpoint.every_n_train_steps > 0:
         callbacks.append(
             ModelCheckpoint(run_dir / "ckpts", every_n_train_steps=config.checkpoint.every_n_train_steps, save_top_k=-1)

@@ -1,0 +1,65 @@
+"""`noise_samples_per_render: auto` in the CPU pipeline (the choice of K* itself: test_analysis, tests/carv)."""
+
+import csv
+
+import pytest
+import torch
+
+from carv.autotune import AutoK
+from carv.pipeline.errors import UserError
+from carv.pipeline.runner import text_to_3d
+from carv.variance.auto import AutoNoiseSamples, step_costs
+
+from ..pipeline.fixtures import parameters_of, shrunken
+
+
+def logged(run_dir, key: str) -> list[float]:
+    rows = csv.DictReader(next(run_dir.glob("csv_logs/*/metrics.csv")).open())
+    return [float(r[key]) for r in rows if r.get(key)]
+
+
+def test_auto_sets_k_from_probes_within_its_bounds(toy_teacher, random_judge, tmp_path):
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path, steps=3), "system.guidance.auto_every_n_steps=2"]
+    result = text_to_3d(
+        "a red mug", "cpu-carv-auto", [*overrides, "system.guidance.auto_k_initial=4", "system.guidance.auto_k_max=12"]
+    )
+    ks = logged(result.run_dir, "train/auto_k")
+    assert len(ks) == 3 and all(1 <= k <= 12 and k == int(k) for k in ks)
+    assert result.metrics["noise_samples_per_render"] == "auto"
+
+
+def test_probe_draws_never_enter_a_step(toy_teacher, random_judge, tmp_path):
+    """K pinned by auto's bounds to 2, probing every step: the same parameters as a fixed K = 2 run."""
+    common = [*shrunken(toy_teacher, random_judge, tmp_path, steps=2), "system.guidance.timestep_proposal=sds"]
+    pinned = [
+        "system.guidance.auto_k_initial=2",
+        "system.guidance.auto_k_max=2",
+        "system.guidance.auto_every_n_steps=1",
+    ]
+    auto = text_to_3d("a red mug", "cpu-carv-auto", [*common, *pinned])
+    fixed = text_to_3d("a red mug", "cpu-carv-auto", [*common, "system.guidance.noise_samples_per_render=2"])
+    assert logged(auto.run_dir, "train/auto_k") == [2.0, 2.0]
+    assert torch.equal(
+        parameters_of(auto.run_dir / "ckpts/last.ckpt"), parameters_of(fixed.run_dir / "ckpts/last.ckpt")
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "many"])
+def test_bad_k_is_a_config_error(toy_teacher, random_judge, tmp_path, value):
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path), f"system.guidance.noise_samples_per_render={value}"]
+    with pytest.raises(UserError, match="noise_samples_per_render"):
+        text_to_3d("a red mug", "cpu-carv", overrides)
+
+
+def test_step_costs_per_render_and_per_teacher_evaluation():
+    clock = {"render": 2.0, "encode": 1.0, "backward": 1.0, "teacher": 8.0, "optimizer": 5.0}
+    assert step_costs(clock, renders=2, draws_per_render=4) == (2.0, 1.0)
+    assert step_costs({"render": 1.0}, 1, 1) is None
+    with pytest.raises(ValueError, match="auto_probe_size"):
+        AutoNoiseSamples(AutoK(), probe_size=2)
+
+
+def test_bad_auto_bounds_are_a_config_error(toy_teacher, random_judge, tmp_path):
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path), "system.guidance.auto_k_max=2"]
+    with pytest.raises(UserError, match="auto_k_initial <= auto_k_max"):
+        text_to_3d("a red mug", "cpu-carv-auto", overrides)
