@@ -132,11 +132,11 @@ def variance_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("target", metavar="RUN_DIR_OR_CONFIG", help="a run folder, or a config with --prompt")
     parser.add_argument("--prompt", help="prompt when the target is a config (probes its initial scene)")
     parser.add_argument("--checkpoints", choices=("last", "all"), default="last", help="(default: %(default)s)")
-    parser.add_argument("--budget", type=float, default=4.0, help="per-step budget in units of a + b (default: 4)")
-    parser.add_argument("--renders", type=int, default=8, help="R of the probe grid (default: %(default)s)")
-    parser.add_argument("--draws", type=int, default=8, help="K of the probe grid, even (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=24, help="steps per direct variance check (default: 24)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--budget", type=float, help="per-step budget in units of a + b (default: 4, R = 4 K = 1)")
+    parser.add_argument("--renders", type=int, help="R of the probe grid (default: 16)")
+    parser.add_argument("--draws", type=int, help="K of the probe grid, even (default: 8)")
+    parser.add_argument("--repeats", type=int, help="steps per direct variance check (default: 64)")
+    parser.add_argument("--seed", type=int)
     parser.add_argument("--out", help="report folder (default: a new variance@<timestamp> in the run folder)")
     parser.add_argument("--json", action="store_true", help="print the whole report as JSON")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -145,7 +145,8 @@ def variance_arguments(parser: argparse.ArgumentParser):
         from .variance.report import ReportOptions, variance_report
         from .variance.text import report_text
 
-        options = ReportOptions(args.renders, args.draws, args.repeats, args.budget, seed=args.seed)
+        given = {name: getattr(args, name) for name in ("renders", "draws", "repeats", "budget", "seed")}
+        options = ReportOptions(**{name: value for name, value in given.items() if value is not None})
         report = variance_report(
             args.target, options, which=args.checkpoints, prompt=args.prompt, overrides=args.overrides, out=args.out
         )

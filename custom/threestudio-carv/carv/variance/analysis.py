@@ -18,7 +18,7 @@ from ..accounting import variance_components as anova_components
 from ..stratified_variance import leave_one_render_out, predicted_variance_se, stratified_variance_components
 from .probe import BASELINE, Grid, Setting
 
-K_VALUES = (1, 2, 4, 8, 16, 32)
+K_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
 @dataclass

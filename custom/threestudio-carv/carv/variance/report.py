@@ -33,9 +33,9 @@ Z99 = 2.5758  # two-sided 99% normal quantile
 
 @dataclass
 class ReportOptions:
-    renders: int = 8  # R of the probe grid
+    renders: int = 16  # R of the probe grid
     draws: int = 8  # K of the probe grid (even: stratified components pair strata)
-    repeats: int = 24  # whole-step repetitions for the direct check of each validated configuration
+    repeats: int = 64  # whole-step repetitions for the direct check of each validated configuration
     budget: float = 4.0  # per-step budget in units of one baseline render a + b (4 = threestudio's R = 4, K = 1)
     baseline_renders: int = 4  # R of the equal-cost baseline (K = 1, uniform t, IID)
     warmup_batches: int = 2  # batches of draws that train the adaptive proposal before its grid
