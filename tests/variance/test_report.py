@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 from carv.cli import main
+from carv.variance.text import headline, markdown_table
 
 from ..cli.test_cli import assert_one_line_error, run_folder_of
 from ..pipeline.fixtures import shrunken
@@ -31,6 +32,12 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
         assert [v["setting"] for v in checkpoint["validation"]][1] == "uniform"
         assert checkpoint["costs"]["a"] > 0 and checkpoint["costs"]["b"] > 0
         assert len(checkpoint["norms_by_t"]["t"]) == 20
+    rows = headline(report)
+    assert markdown_table(rows).count("\n") == len(rows) + 1 and rows[0]["prompt"] == "a red mug"
+    assert main(["variance", str(run_dir), "--checkpoints", "ends", "--out", str(tmp_path / "ends"), *SMALL_PROBE]) == 0
+    ends = json.loads((tmp_path / "ends" / "report.json").read_text())
+    assert [c["checkpoint"] for c in ends["checkpoints"]][-1] == "last-step2"
+    assert [c["step"] for c in ends["checkpoints"]] == [1, 2]
 
 
 def test_report_of_a_config_probes_its_initial_scene(toy_teacher, random_judge, tmp_path, capsys):

@@ -49,10 +49,13 @@ class ReportOptions:
 
 
 def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
-    """ckpts/last.ckpt ("last") or every checkpoint of the run in step order ("all")."""
+    """ckpts/last.ckpt ("last"), the earliest and the last ("ends"), or every checkpoint in step order ("all")."""
     found = sorted(run_dir.glob("ckpts/*.ckpt"), key=lambda p: torch.load(p, map_location="cpu")["global_step"])
+    last = [p for p in found if p.name == "last.ckpt"]
     if which == "last":
-        found = [p for p in found if p.name == "last.ckpt"]
+        found = last
+    elif which == "ends":  # the earliest checkpoint and the last one
+        found = found[:1] + [p for p in last if p != found[0]] if found else []
     if not found:
         raise UserError(f"{run_dir} has no checkpoint in ckpts/")
     return found

@@ -59,3 +59,35 @@ def report_text(report: dict) -> str:
         lines += checkpoint_text(c)
     lines.append(f"files in {report['folder']} ({report['seconds']:.0f} s)")
     return "\n".join(lines)
+
+
+def headline(report: dict) -> list[dict]:
+    """One row per checkpoint of a report: the figures the README quotes."""
+    rows = []
+    for c in report["checkpoints"]:
+        recommended, baseline = c["validation"]
+        rows.append(
+            {
+                "prompt": report["prompt"],
+                "checkpoint": c["checkpoint"],
+                "a_over_b": c["costs"]["a_over_b"],
+                "recommended": f"{c['recommended']['setting']} R={c['recommended']['R']} K={c['recommended']['K']}",
+                "ecm_predicted": c["recommended"]["ecm"],
+                "ecm_measured": c["measured_ecm"]["ecm"],
+                "ecm_measured_se": c["measured_ecm"]["se"],
+                "ecm_reuse_only": c["reuse_only"]["ecm"],
+                "is_strat_share": c["ecm_share_from_is_and_stratification"],
+                "auto_fraction_of_best": c["auto"]["fraction_of_best_fixed"],
+                "z_recommended": recommended["z"],
+                "z_baseline": baseline["z"],
+            }
+        )
+    return rows
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """rows as a Markdown table (floats to 2 decimals)."""
+    header = list(rows[0])
+    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells])
