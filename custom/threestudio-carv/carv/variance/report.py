@@ -130,12 +130,18 @@ def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: 
     summary = summarise(model, options.budget * costs.step_cost(1, 1), options.baseline_renders)
     recommended = summary["recommended"]
     progress.set_description("direct check")
-    checks = [
-        validate(probe, model, setting_named(fitted, row["setting"]), row["R"], row["K"], options, generator)
-        for row in (recommended, {"setting": BASELINE.name, "R": options.baseline_renders, "K": 1})
-    ]
-    progress.update(2 * options.repeats)
+    baseline = {"setting": BASELINE.name, "R": options.baseline_renders, "K": 1}
+    checks = []
+    for row in (recommended, baseline, summary["reuse_only"]):  # the check of the baseline is the reference
+        checks.append(
+            validate(probe, model, setting_named(fitted, row["setting"]), row["R"], row["K"], options, generator)
+        )
+        progress.update(options.repeats)
     summary["measured_ecm"] = measured_ecm(checks[0], checks[1], costs)
+    summary["measured_ecm_reuse_only"] = measured_ecm(checks[2], checks[1], costs)
+    summary["measured_share_from_is_and_stratification"] = (
+        summary["measured_ecm"]["ecm"] / summary["measured_ecm_reuse_only"]["ecm"] - 1.0
+    )
     extra = write_checkpoint_files(folder, summary, pooled, model, probe, label)
     return {
         "checkpoint": label,
@@ -175,7 +181,7 @@ def variance_report(
     p = config.system.prompt_processor
     encoder = prompt_encoder(config.system.guidance.pretrained_model_name_or_path, p.prompt, device)
     prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
-    per_checkpoint = len(SETTINGS) * options.renders * options.draws + 2 * options.repeats
+    per_checkpoint = len(SETTINGS) * options.renders * options.draws + 3 * options.repeats
     results = []
     with tqdm(total=per_checkpoint * len(states), disable=not progress, unit="draw") as bar:
         for label, state, step in states:

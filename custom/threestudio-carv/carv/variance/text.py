@@ -48,7 +48,9 @@ def checkpoint_text(c: dict) -> list[str]:
         f"({100 * auto['fraction_of_best_fixed']:.0f}% of the best fixed (R, K))",
         "direct check, variance of the per-step estimator (trace):",
         *(check_line(v) for v in c["validation"]),
-        f"measured ECM of the recommendation: {c['measured_ecm']['ecm']:.2f} +- {c['measured_ecm']['se']:.2f}",
+        f"measured ECM: recommendation {c['measured_ecm']['ecm']:.2f} +- {c['measured_ecm']['se']:.2f}, "
+        f"reuse only {c['measured_ecm_reuse_only']['ecm']:.2f} +- {c['measured_ecm_reuse_only']['se']:.2f} "
+        f"(IS + stratification add {100 * c['measured_share_from_is_and_stratification']:.0f}%)",
     ]
     return lines
 
@@ -65,7 +67,7 @@ def headline(report: dict) -> list[dict]:
     """One row per checkpoint of a report: the figures the README quotes."""
     rows = []
     for c in report["checkpoints"]:
-        recommended, baseline = c["validation"]
+        recommended, baseline, reuse = c["validation"]
         rows.append(
             {
                 "prompt": report["prompt"],
@@ -76,10 +78,13 @@ def headline(report: dict) -> list[dict]:
                 "ecm_measured": c["measured_ecm"]["ecm"],
                 "ecm_measured_se": c["measured_ecm"]["se"],
                 "ecm_reuse_only": c["reuse_only"]["ecm"],
+                "ecm_reuse_only_measured": c["measured_ecm_reuse_only"]["ecm"],
                 "is_strat_share": c["ecm_share_from_is_and_stratification"],
+                "is_strat_share_measured": c["measured_share_from_is_and_stratification"],
                 "auto_fraction_of_best": c["auto"]["fraction_of_best_fixed"],
                 "z_recommended": recommended["z"],
                 "z_baseline": baseline["z"],
+                "z_reuse_only": reuse["z"],
             }
         )
     return rows
