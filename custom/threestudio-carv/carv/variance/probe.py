@@ -117,7 +117,8 @@ class Probe:
                 )
                 for r in range(renders)
             ]
-        self.meter.add("render", time.perf_counter() - started, renders)
+        if grad:  # a is the cost of a training render (forward with graph); no-grad warm-up renders are cheaper
+            self.meter.add("render", time.perf_counter() - started, renders)
         return latents, self.prompts.conditioning(cameras.view_classes)
 
     def directions(self, setting, latents, text, k: int, generator, keep_draws: bool = True):
