@@ -76,3 +76,13 @@ def test_bad_input(g, t, message):
 def test_repeated_variance_needs_three_estimates():
     with pytest.raises(ValueError, match="M >= 3"):
         repeated_variance(torch.zeros(2, 5))
+
+
+def test_stratified_variance_is_math_layer():
+    import subprocess
+    import sys
+
+    from ..carv.test_layering import FORBIDDEN
+
+    code = f"import sys\nimport carv.stratified_variance\nassert not [m for m in {FORBIDDEN!r} if m in sys.modules]\n"
+    subprocess.run([sys.executable, "-c", code], check=True)
