@@ -5,6 +5,7 @@ Imports diffusers (through the pipeline object); import by path.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -54,34 +55,75 @@ def text_embeddings(pipe, prompts: list[str]) -> torch.Tensor:
     return pipe.text_encoder(ids.input_ids)[0]
 
 
+def sds_direction(pipe, latents, context, guidance_scale, generator, min_step=20, max_step=980) -> torch.Tensor:
+    """Plain SDS direction w(t) (eps_hat - eps) for latents [1, 4, h, w], t ~ U{min_step..max_step}, w = 1 - abar."""
+    alphas = pipe.scheduler.alphas_cumprod.float()
+    t = torch.randint(min_step, max_step + 1, (1,), generator=generator)
+    noise = torch.randn(latents.shape, generator=generator)
+    a = alphas[t].view(-1, 1, 1, 1)
+    with torch.no_grad():
+        noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
+        eps_text, eps_uncond = pipe.unet(noisy.repeat(2, 1, 1, 1), t.repeat(2), context).sample.chunk(2)
+        return (1.0 - a) * (eps_uncond + guidance_scale * (eps_text - eps_uncond) - noise)
+
+
 def image_sds(
     pipe,
     prompt: str,
     generator: torch.Generator,
     steps: int = 300,
     guidance_scale: float = 30.0,
-    lr: float = 0.02,
-    min_step: int = 20,
-    max_step: int = 980,
+    lr: float = 0.05,
+    parametrisation: str = "latents",
+    resolution: int = 32,
 ) -> torch.Tensor:
-    """Optimise one 64x64 image [1, 3, 64, 64] from grey with plain SDS (DreamFusion, w(t) = 1 - alpha_bar_t)."""
+    """Optimise one 64x64 image [1, 3, 64, 64] with plain SDS (DreamFusion, w(t) = 1 - alpha_bar_t), from white.
+
+    ``parametrisation``: "latents" optimises the image's 4x16x16 latents and
+    decodes them at the end (as 2D SDS demos with Stable Diffusion do);
+    "pixels" optimises a ``resolution``^2 grid of sigmoid pixels, upsampled
+    bilinearly to 64x64, that reaches the teacher through its VAE encoder as a
+    render does in text-to-3D.
+    """
+    if parametrisation not in ("latents", "pixels"):
+        raise ValueError(f"parametrisation must be 'latents' or 'pixels', got {parametrisation!r}")
     parse_prompt(prompt)
-    alphas = pipe.scheduler.alphas_cumprod.float()
     context = torch.cat([text_embeddings(pipe, [prompt]), text_embeddings(pipe, [""])])
-    pixels = (0.5 + 0.01 * torch.randn(1, 3, 64, 64, generator=generator)).requires_grad_(True)
-    optimizer = torch.optim.Adam([pixels], lr=lr)
     scale = pipe.vae.config.scaling_factor
-    for _ in range(steps):
-        latents = pipe.vae.encode(pixels.clamp(0.0, 1.0) * 2.0 - 1.0).latent_dist.mean * scale
-        t = torch.randint(min_step, max_step + 1, (1,), generator=generator)
-        noise = torch.randn(latents.shape, generator=generator)
-        a = alphas[t].view(-1, 1, 1, 1)
+    if parametrisation == "latents":
         with torch.no_grad():
-            noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
-            eps_text, eps_uncond = pipe.unet(noisy.repeat(2, 1, 1, 1), t.repeat(2), context).sample.chunk(2)
-            grad = (1.0 - a) * (eps_uncond + guidance_scale * (eps_text - eps_uncond) - noise)
-        loss = 0.5 * (latents - (latents - grad).detach()).square().sum()
+            start = pipe.vae.encode(torch.ones(1, 3, 64, 64)).latent_dist.mean * scale
+        param = (start + 0.05 * torch.randn(start.shape, generator=generator)).requires_grad_(True)
+    else:
+        param = (3.0 + 0.1 * torch.randn(1, 3, resolution, resolution, generator=generator)).requires_grad_(True)
+
+    def pixels():
+        return torch.nn.functional.interpolate(param.sigmoid(), size=(64, 64), mode="bilinear", align_corners=False)
+
+    def latents():
+        return param if parametrisation == "latents" else pipe.vae.encode(pixels() * 2.0 - 1.0).latent_dist.mean * scale
+
+    optimizer = torch.optim.Adam([param], lr=lr)
+    for _ in range(steps):
+        z = latents()
+        grad = sds_direction(pipe, z.detach(), context, guidance_scale, generator)
+        loss = 0.5 * (z - (z - grad).detach()).square().sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    return pixels.detach().clamp(0.0, 1.0)
+    with torch.no_grad():
+        if parametrisation == "pixels":
+            return pixels()
+        return (pipe.vae.decode(param / scale).sample * 0.5 + 0.5).clamp(0.0, 1.0)
+
+
+def binomial_cdf(successes: int, n: int, p: float) -> float:
+    """P(X <= successes) for X ~ Binomial(n, p)."""
+    return sum(math.comb(n, k) * p**k * (1.0 - p) ** (n - k) for k in range(successes + 1))
+
+
+def consistent_with_rate(successes: int, n: int, rate: float, alpha: float = 0.01) -> bool:
+    """False when ``successes`` of ``n`` is significantly below ``rate`` (one-sided exact binomial test at ``alpha``)."""
+    if not 0 <= successes <= n or n < 1:
+        raise ValueError(f"need 0 <= successes <= n and n >= 1, got {successes}, {n}")
+    return binomial_cdf(successes, n, rate) >= alpha

@@ -148,7 +148,7 @@ def train_judge(
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress.set_postfix(loss=f"{loss.item():.3f}")
+            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             progress.update(1)
     return Judge(model)
 

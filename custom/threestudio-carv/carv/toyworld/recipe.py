@@ -31,11 +31,11 @@ class RecipeSettings:
     views_per_shape: int = 400
     test_views_per_shape: int = 60
     judge_steps: int = 600
-    vae_steps: int = 400
+    vae_steps: int = 1600
     vae_batch: int = 16
-    vae_kl_weight: float = 1e-3
+    vae_kl_weight: float = 1e-4
     colours_per_view: int = 2
-    unet_steps: int = 4000
+    unet_steps: int = 5200
     unet_batch: int = 48
     unet_lr: float = 3e-4
     ema_decay: float = 0.999
@@ -88,7 +88,7 @@ def train_loop(name, path, modules, optimizer, total, step_fn, every, generator)
         while step < total:
             loss = step_fn(step)
             step += 1
-            bar.set_postfix(loss=f"{loss:.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update(1)
             if step % every == 0 or step == total:
                 state = {key: module.state_dict() for key, module in modules.items()}
@@ -253,3 +253,19 @@ def build_everything(out: str, work: str, settings: RecipeSettings, sizes: T.Tea
     )
     clock.run("export", lambda: T.save_teacher(os.path.join(out, "toy-teacher"), vae, unet, text_encoder, tokenizer))
     return clock.times
+
+
+def export_checkpoint(work: str, folder: str, sizes: T.TeacherSizes | None = None) -> int:
+    """Write a teacher folder from the work folder's latest VAE and UNet checkpoints (EMA weights); return its step."""
+    sizes = sizes or T.TeacherSizes()
+    vae = T.build_vae(sizes)
+    vae.load_state_dict(torch.load(os.path.join(work, "vae_ckpt.pt"), weights_only=False)["vae"])
+    latents = torch.load(os.path.join(work, "latents.pt"), weights_only=False)
+    vae.register_to_config(scaling_factor=latents["scaling_factor"])
+    tokenizer = T.build_tokenizer(os.path.join(work, "tokenizer"))
+    unet, text_encoder = T.build_unet(sizes), T.build_text_encoder(tokenizer, sizes)
+    state = torch.load(os.path.join(work, "unet_ckpt.pt"), weights_only=False)
+    unet.load_state_dict(state["ema_unet"])
+    text_encoder.load_state_dict(state["ema_text"])
+    T.save_teacher(folder, vae.eval(), unet.eval(), text_encoder.eval(), tokenizer)
+    return state["step"]

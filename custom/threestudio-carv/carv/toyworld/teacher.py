@@ -30,6 +30,7 @@ SCHEDULER_CONFIG = {
     "prediction_type": "epsilon",
 }
 MAX_TOKENS = 16
+OBJECT_WEIGHT = 10.0
 
 
 @dataclass(frozen=True)
@@ -107,13 +108,18 @@ def make_scheduler() -> DDIMScheduler:
 
 
 def vae_loss(vae: AutoencoderKL, images: torch.Tensor, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
-    """L1 + MSE reconstruction of images [N, 3, 64, 64] in [0, 1] plus a small KL term per latent element."""
+    """L1 + MSE reconstruction of images [N, 3, 64, 64] in [0, 1] plus a small KL term per latent element.
+
+    Object pixels (not white) weigh OBJECT_WEIGHT times the background, so colour is learnt early.
+    """
     x = images * 2.0 - 1.0
     posterior = vae.encode(x).latent_dist
     z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
     recon = vae.decode(z).sample
     kl = posterior.kl().mean() / posterior.mean[0].numel()
-    return (recon - x).abs().mean() + (recon - x).square().mean() + kl_weight * kl
+    weight = 1.0 + (OBJECT_WEIGHT - 1.0) * (images.min(dim=1, keepdim=True).values < 0.98).float()
+    error = (recon - x).abs() + (recon - x).square()
+    return (weight * error).sum() / (weight.sum() * 3.0) + kl_weight * kl
 
 
 @torch.no_grad()
@@ -175,6 +181,6 @@ def save_teacher(folder: str, vae, unet, text_encoder, tokenizer, dtype: torch.d
 
 def load_teacher(folder: str, dtype: torch.dtype = torch.float32) -> StableDiffusionPipeline:
     """Load the teacher folder offline in ``dtype`` on the CPU."""
-    pipe = StableDiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, local_files_only=True)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, dtype=dtype, local_files_only=True)
     pipe.set_progress_bar_config(disable=True)
     return pipe

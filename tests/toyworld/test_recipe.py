@@ -1,0 +1,69 @@
+"""The teacher recipe end to end at toy sizes: a folder StableDiffusionPipeline loads offline; resume skips work."""
+
+import os
+
+import pytest
+import torch
+
+from carv.toyworld.evaluation import binomial_cdf, consistent_with_rate
+from carv.toyworld.recipe import RecipeSettings, build_everything, caption_table, export_checkpoint
+
+
+def tiny_settings() -> RecipeSettings:
+    return RecipeSettings(
+        seed=0, views_per_shape=6, test_views_per_shape=4, judge_steps=3, vae_steps=3, vae_batch=4,
+        colours_per_view=1, unet_steps=4, unet_batch=4, checkpoint_every=2,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("recipe")
+    out, work = str(root / "load"), str(root / "work")
+    times = build_everything(out, work, tiny_settings())
+    return out, work, times
+
+
+def test_folder_loads_as_stable_diffusion_pipeline(built, monkeypatch):
+    from diffusers import StableDiffusionPipeline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out, _, times = built
+    pipe = StableDiffusionPipeline.from_pretrained(os.path.join(out, "toy-teacher"))
+    pipe.set_progress_bar_config(disable=True)
+    images = pipe("a red mug, front view", num_inference_steps=2, height=64, width=64, output_type="pt").images
+    assert images.shape == (1, 3, 64, 64)
+    assert pipe.unet.dtype == pipe.text_encoder.dtype == pipe.vae.dtype
+    assert pipe.feature_extractor is None and pipe.safety_checker is None
+    for name in ("vocab.json", "merges.txt"):
+        assert os.path.exists(os.path.join(out, "toy-teacher", "tokenizer", name))
+    assert os.path.exists(os.path.join(out, "judge", "classes.json"))
+    assert set(times) == {"world", "world_test", "judge", "vae", "latents", "unet", "export"}
+
+
+def test_resume_skips_finished_stages_and_export_from_checkpoint(built, tmp_path):
+    out, work, _ = built
+    before = os.path.getmtime(os.path.join(work, "world.pt"))
+    build_everything(out, work, tiny_settings())
+    assert os.path.getmtime(os.path.join(work, "world.pt")) == before
+    assert torch.load(os.path.join(work, "unet_ckpt.pt"), weights_only=False)["step"] == 4
+    assert export_checkpoint(work, str(tmp_path / "teacher")) == 4
+
+
+def test_caption_table_holds_plain_and_view_captions(built):
+    from transformers import CLIPTokenizer
+
+    _, work, _ = built
+    tokenizer = CLIPTokenizer.from_pretrained(os.path.join(work, "tokenizer"))
+    ids, empty = caption_table(tokenizer)
+    assert tokenizer.decode(ids[0, 0, 0], skip_special_tokens=True) == "a red mug"
+    assert tokenizer.decode(ids[0, 0, 2], skip_special_tokens=True) == "a red mug, front view"
+    assert tokenizer.decode(empty, skip_special_tokens=True) == ""
+
+
+def test_binomial_test_helpers():
+    assert binomial_cdf(10, 10, 0.3) == pytest.approx(1.0)
+    assert binomial_cdf(0, 3, 0.5) == pytest.approx(0.125)
+    assert consistent_with_rate(35, 44, 0.8) and not consistent_with_rate(20, 44, 0.8)
+    with pytest.raises(ValueError):
+        consistent_with_rate(5, 4, 0.5)
