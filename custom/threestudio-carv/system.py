@@ -2,17 +2,20 @@
 
 The training step is threestudio's own (its losses, its logging of every scalar the guidance
 returns, so the CARV diagnostics appear as train/<name> every step); these subclasses add the
-per-phase wall-clock of each step: render, guidance and backward, logged as train/time_<phase>.
+per-phase wall-clock of each step: render, guidance and backward, logged as train/time_<phase>;
+and, with system.carv_auto_k, K chosen online (auto_k.py).
 """
 
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from threestudio.systems.dreamfusion import DreamFusion
 from threestudio.systems.magic3d import Magic3D
 from threestudio.utils.base import Updateable
 
+from .auto_k import AutoKMixin, AutoKOptions
 from .registration import register_once
 
 PHASES = ("render", "guidance", "backward")
@@ -89,10 +92,22 @@ class PhaseTimingMixin:
 
 
 @register_once("carv-dreamfusion-system")
-class CarvDreamFusion(PhaseTimingMixin, DreamFusion):
-    """dreamfusion-system with per-phase wall-clock; use with a carv-*-guidance."""
+class CarvDreamFusion(AutoKMixin, PhaseTimingMixin, DreamFusion):
+    """dreamfusion-system with per-phase wall-clock and optional carv_auto_k; use with a carv-*-guidance."""
+
+    @dataclass
+    class Config(DreamFusion.Config, AutoKOptions):
+        pass
+
+    cfg: Config
 
 
 @register_once("carv-magic3d-system")
-class CarvMagic3D(PhaseTimingMixin, Magic3D):
-    """magic3d-system (coarse or mesh refinement stage) with per-phase wall-clock."""
+class CarvMagic3D(AutoKMixin, PhaseTimingMixin, Magic3D):
+    """magic3d-system (coarse or mesh refinement stage) with per-phase wall-clock and optional carv_auto_k."""
+
+    @dataclass
+    class Config(Magic3D.Config, AutoKOptions):
+        pass
+
+    cfg: Config

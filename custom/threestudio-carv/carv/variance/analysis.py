@@ -14,8 +14,7 @@ import torch
 
 from ..accounting import CostModel, VarianceComponents, equal_cost_configurations, optimal_k, reuse_limit
 from ..accounting import predicted_variance as model_variance
-from ..accounting import variance_components as anova_components
-from ..stratified_variance import leave_one_render_out, predicted_variance_se, stratified_variance_components
+from ..stratified_variance import grid_components, leave_one_render_out, predicted_variance_se
 from .probe import BASELINE, Grid, Setting
 
 K_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -30,9 +29,9 @@ class Fitted:
 
 
 def fit(grid: Grid, stratified: bool) -> Fitted:
-    t = grid.t if stratified else None
-    components = stratified_variance_components(grid.g, grid.t) if stratified else anova_components(grid.g)
-    return Fitted(components, leave_one_render_out(grid.g, t))
+    return Fitted(
+        grid_components(grid.g, grid.t, stratified), leave_one_render_out(grid.g, grid.t if stratified else None)
+    )
 
 
 class VarianceModel:

@@ -14,9 +14,8 @@ import time
 import pytorch_lightning as pl
 import torch
 
-from ..accounting import variance_components
 from ..autotune import AutoK
-from ..stratified_variance import stratified_variance_components
+from ..stratified_variance import grid_components
 from .probe import Probe, Setting
 
 AUTO = "auto"
@@ -59,8 +58,7 @@ class AutoNoiseSamples(pl.Callback):
             probe.distillations[key] = module.guidance
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step + 500_009)
         grid = probe.grid(setting, self.probe_size, self.probe_size, generator)
-        fit = stratified_variance_components if setting.stratified else None
-        self.auto.observe_components(fit(grid.g, grid.t) if fit else variance_components(grid.g))
+        self.auto.observe_components(grid_components(grid.g, grid.t, setting.stratified))
         if self.auto.a is None:
             self.auto.observe_costs(probe.meter.a, probe.meter.b)
         module.train_seconds += time.perf_counter() - started

@@ -18,7 +18,7 @@ from ..pipeline.cameras import train_batch
 from ..pipeline.config import guidance_options, scheduled
 from ..pipeline.system import batch_slice
 from ..score_distillation import ScoreDistillation
-from ..timesteps import TimestepDraw
+from ..stratified_variance import draw_timesteps
 
 PROPOSALS = ("uniform", "sds", "gaussian", "adaptive")
 
@@ -124,7 +124,7 @@ class Probe:
     def directions(self, setting, latents, text, k: int, generator, keep_draws: bool = True):
         """RenoiseResult of K draws per render; stratified draws use K strata within each render."""
         distillation = self.distillation(setting, k)
-        draws = draw_timesteps(distillation, len(latents), k, setting.stratified, generator)
+        draws = draw_timesteps(distillation.sampler, len(latents), k, setting.stratified, generator)
         started = time.perf_counter()
         result = distillation.direction(
             torch.cat(latents).detach(), text, generator=generator, draws=draws, keep_draws=keep_draws
@@ -172,12 +172,3 @@ class Probe:
         result = self.directions(setting, latents, text, k, generator, keep_draws=False)
         objective = sum((z * d).sum() for z, d in zip(latents, result.direction.unsqueeze(1), strict=True)) / renders
         return self.backward(objective, None, timed=False).detach()
-
-
-def draw_timesteps(distillation, renders: int, k: int, stratified: bool, generator) -> TimestepDraw:
-    """R*K draws: IID from the proposal, or K strata within each render (CARV sec. 2.3, B = K)."""
-    sampler = distillation.sampler
-    if not stratified:
-        return sampler.sample(renders * k, generator=generator)
-    parts = [sampler.sample(k, generator=generator) for _ in range(renders)]
-    return TimestepDraw(torch.cat([p.t for p in parts]), torch.cat([p.weight for p in parts]))
