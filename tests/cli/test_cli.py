@@ -34,7 +34,7 @@ def test_compare_writes_video_plot_and_times(toy_teacher, random_judge, tmp_path
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "compare.json").read_text())
     assert summary["baseline"]["setting"] == "R=4 K=1 uniform"
-    assert summary["carv"]["setting"].startswith("R=1 K=16 sds stratified")
+    assert summary["carv"]["setting"].startswith("R=1 K=8 sds stratified")
     for label in ("baseline", "carv"):
         assert summary[label]["seconds_to_threshold"] is not None  # threshold 0.01: reached at the first check
         assert (folder / label / "ckpts" / "last.ckpt").is_file()

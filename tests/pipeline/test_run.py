@@ -33,7 +33,7 @@ def test_run_writes_every_promised_file(finished_run):
         assert (run_dir / name).is_file(), name
     assert len(list((run_dir / "save" / "it2-test").glob("*.png"))) == 3
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["steps"] == 2 and metrics["noise_samples_per_render"] == 16
+    assert metrics["steps"] == 2 and metrics["noise_samples_per_render"] == 8
     for phase in ("train", "render", "encode", "teacher", "guidance", "backward", "teacher_load", "total"):
         assert metrics["seconds"][phase] > 0, phase
     assert 0.0 <= metrics["fidelity"]["mean"] <= 1.0 and metrics["fidelity"]["views"] == 2
