@@ -131,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 def variance_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("target", metavar="RUN_DIR_OR_CONFIG", help="a run folder, or a config with --prompt")
     parser.add_argument("--prompt", help="prompt when the target is a config (probes its initial scene)")
-    parser.add_argument("--checkpoints", choices=("last", "ends", "all"), default="last", help="(default: %(default)s)")
+    parser.add_argument(
+        "--checkpoints",
+        choices=("last", "ends", "all"),
+        default="last",
+        help="of a run folder: last, earliest and last (ends), or all (default: last)",
+    )
     parser.add_argument("--budget", type=float, help="per-step budget in units of a + b (default: 4, R = 4 K = 1)")
     parser.add_argument("--renders", type=int, help="R of the probe grid (default: 16)")
     parser.add_argument("--draws", type=int, help="K of the probe grid, even (default: 8)")
