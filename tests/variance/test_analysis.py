@@ -51,3 +51,10 @@ def test_stratified_settings_use_their_iid_components_at_k_1():
     strat, iid = Setting("sds", True), Setting("sds", False)
     assert model.components(strat, 1) == model.components(iid, 1)
     assert model.components(strat, 4) != model.components(iid, 4)
+
+
+def test_sigma_b2_is_pooled_over_settings_and_sigma_w2_is_each_settings_own():
+    model = planted_model(4.0, 1.0, {"uniform": 8.0, "sds": 2.0, "gaussian": 3.0, "adaptive": 4.0})
+    pooled = sum(c.sigma_b2 for c in model.fitted.values()) / len(model.fitted)
+    for setting, components in model.fitted.items():
+        assert model.components(setting, 2) == (pooled, components.sigma_w2)

@@ -86,3 +86,12 @@ def test_stratified_variance_is_math_layer():
 
     code = f"import sys\nimport carv.stratified_variance\nassert not [m for m in {FORBIDDEN!r} if m in sys.modules]\n"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_pooled_between_render_variance_averages_independent_estimates():
+    from carv.stratified_variance import pooled_between_render_variance
+
+    estimates = [carv.VarianceComponents(b, 1.0, se, 0.1, 4, 2) for b, se in ((1.0, 0.3), (3.0, 0.4))]
+    assert pooled_between_render_variance(estimates) == pytest.approx((2.0, 0.25))
+    with pytest.raises(ValueError, match="at least one"):
+        pooled_between_render_variance([])

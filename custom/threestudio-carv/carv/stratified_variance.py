@@ -118,3 +118,16 @@ def draw_timesteps(
 def grid_components(g: torch.Tensor, t: torch.Tensor, stratified: bool) -> VarianceComponents:
     """Components of a per-draw grid g [R, K, D]: collapsed strata for per-render stratified draws, else ANOVA."""
     return stratified_variance_components(g, t) if stratified else variance_components(g)
+
+
+def pooled_between_render_variance(estimates: list[VarianceComponents]) -> tuple[float, float]:
+    """Mean of independent sigma_b^2 estimates and its standard error.
+
+    sigma_b^2 = trace Var_c(E[G | c]) is the same for every unbiased proposal and stratification (E[G | c] is
+    the SDS gradient of render c), so estimates from grids on independent renders may be averaged.
+    """
+    if not estimates:
+        raise ValueError("pooling needs at least one estimate")
+    n = len(estimates)
+    mean = sum(c.sigma_b2 for c in estimates) / n
+    return mean, math.sqrt(sum(c.sigma_b2_se**2 for c in estimates)) / n

@@ -1,6 +1,7 @@
 """From per-draw gradient grids and phase costs to components, the equal-cost ECM table and a recommendation.
 
-Model (CARV sec. 3): Var(G_hat) = (sigma_b^2 + sigma_w^2 / K) / R, C = R (a + K b). IID settings use the
+Model (CARV sec. 3): Var(G_hat) = (sigma_b^2 + sigma_w^2 / K) / R, C = R (a + K b); sigma_b^2 is pooled over all
+settings (it does not depend on the proposal), sigma_w^2 is per setting. IID settings use the
 nested ANOVA; stratified ones the collapsed-strata components at the probe's K (exact there, conservative at a
 larger K where more strata only help), and at K = 1 their IID components (one stratum is IID draws).
 """
@@ -8,52 +9,44 @@ larger K where more strata only help), and at K = 1 their IID components (one st
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-
-import torch
 
 from ..accounting import CostModel, VarianceComponents, equal_cost_configurations, optimal_k, reuse_limit
 from ..accounting import predicted_variance as model_variance
-from ..stratified_variance import grid_components, leave_one_render_out, predicted_variance_se
+from ..stratified_variance import grid_components, pooled_between_render_variance
 from .probe import BASELINE, Grid, Setting
 
 K_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
 
-@dataclass
-class Fitted:
-    """Components of one setting and their leave-one-render-out values [R, 2]."""
-
-    components: VarianceComponents
-    without: torch.Tensor
-
-
-def fit(grid: Grid, stratified: bool) -> Fitted:
-    return Fitted(
-        grid_components(grid.g, grid.t, stratified), leave_one_render_out(grid.g, grid.t if stratified else None)
-    )
+def fit(grid: Grid, stratified: bool) -> VarianceComponents:
+    return grid_components(grid.g, grid.t, stratified)
 
 
 class VarianceModel:
-    """Fitted components of every setting; (sigma_b^2 >= 0, sigma_w^2) of a setting at a K."""
+    """Components of every setting; (sigma_b^2 >= 0, sigma_w^2) of a setting at a K.
 
-    def __init__(self, fitted: dict[Setting, Fitted], costs: CostModel):
+    sigma_b^2 is pooled over the settings' independent grids (it does not depend on the proposal);
+    sigma_w^2 is each setting's own.
+    """
+
+    def __init__(self, fitted: dict[Setting, VarianceComponents], costs: CostModel):
         self.fitted, self.costs = fitted, costs
+        self.sigma_b2, self.sigma_b2_se = pooled_between_render_variance(list(fitted.values()))
 
-    def source(self, setting: Setting, k: int) -> Fitted:
+    def source(self, setting: Setting, k: int) -> VarianceComponents:
         if setting.stratified and k == 1:
             return self.fitted[Setting(setting.proposal, False)]
         return self.fitted[setting]
 
     def components(self, setting: Setting, k: int) -> tuple[float, float]:
-        c = self.source(setting, k).components
-        return max(c.sigma_b2, 0.0), max(c.sigma_w2, 0.0)
+        return max(self.sigma_b2, 0.0), max(self.source(setting, k).sigma_w2, 0.0)
 
     def variance(self, setting: Setting, renders: int, k: int) -> float:
         return model_variance(*self.components(setting, k), renders, k)
 
     def variance_se(self, setting: Setting, renders: int, k: int) -> float:
-        return predicted_variance_se(self.source(setting, k).without, renders, k)
+        """Standard error of the predicted variance from those of the two components (taken independent)."""
+        return math.hypot(self.sigma_b2_se, self.source(setting, k).sigma_w2_se / k) / renders
 
     def ecm(self, setting: Setting, renders: int, k: int, baseline_renders: int) -> float:
         """(Var_B C_B) / (Var_X C_X) against the uniform K = 1 baseline with baseline_renders renders."""
@@ -93,8 +86,7 @@ def auto_choice(model: VarianceModel, setting: Setting, budget: float, baseline_
 
 def components_table(model: VarianceModel) -> list[dict]:
     rows = []
-    for setting, fitted in model.fitted.items():
-        c = fitted.components
+    for setting, c in model.fitted.items():
         sigma_b2, sigma_w2 = model.components(setting, 2)
         rows.append(
             {
@@ -122,6 +114,8 @@ def summarise(model: VarianceModel, budget: float, baseline_renders: int, k_valu
         "budget_seconds": budget,
         "baseline": {"setting": BASELINE.name, "R": baseline_renders, "K": 1},
         "components": components_table(model),
+        "sigma_b2_pooled": model.sigma_b2,
+        "sigma_b2_pooled_se": model.sigma_b2_se,
         "table": rows,
         "reuse_only": reuse,
         "recommended": overall,

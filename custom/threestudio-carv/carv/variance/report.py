@@ -24,7 +24,7 @@ from ..pipeline.runner import build_guidance, device_of, new_folder
 from ..pipeline.system import TextTo3DSystem
 from ..pipeline.timing import PhaseClock
 from ..stratified_variance import repeated_variance
-from .analysis import Fitted, VarianceModel, fit, summarise
+from .analysis import VarianceModel, fit, summarise
 from .files import measured_ecm, write_checkpoint_files
 from .probe import BASELINE, SETTINGS, Probe, Setting
 
@@ -153,7 +153,7 @@ def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: 
     }
 
 
-def setting_named(fitted: dict[Setting, Fitted], name: str) -> Setting:
+def setting_named(fitted: dict, name: str) -> Setting:
     return next(s for s in fitted if s.name == name)
 
 

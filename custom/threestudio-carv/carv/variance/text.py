@@ -36,8 +36,9 @@ def checkpoint_text(c: dict) -> list[str]:
         f"== {c['checkpoint']} (step {c['step']})",
         f"costs (wall-clock, this machine): a = {costs['a']:.4f} s per render, b = {costs['b']:.4f} s per teacher "
         f"evaluation, a/b = {costs['a_over_b']:.2f}; budget {c['budget_seconds']:.3f} s per step",
-        "components (parameter space):",
+        "components (parameter space; each setting's own sigma_b^2, the model uses the pooled one):",
         *component_lines(c["components"]),
+        f"  pooled sigma_b^2 {c['sigma_b2_pooled']:.4g} +- {c['sigma_b2_pooled_se']:.2g}",
         "ECM at the budget vs the baseline (uniform, K = 1, R = {}):".format(c["baseline"]["R"]),
         *table_lines(c["table"]),
         f"recommended: {rec['setting']} R={rec['R']} K={rec['K']}, ECM {rec['ecm']:.2f}",
