@@ -28,13 +28,14 @@ def test_text_to_3d_then_turntable(toy_teacher, random_judge, tmp_path, capsys):
 def test_compare_writes_video_plot_and_times(toy_teacher, random_judge, tmp_path, capsys):
     overrides = shrunken(toy_teacher, random_judge, tmp_path)
     argv = ["compare", "a red mug", "--seconds", "0.5", "--eval-every", "1", "--threshold", "0.01", *overrides]
+    argv += ["--carv-set", "system.guidance.noise_samples_per_render=3"]
     assert main(argv) == 0
     folder = Path(capsys.readouterr().out.strip().splitlines()[-1].split(": ", 1)[1])
     for name in ("compare.mp4", "compare.gif", "fidelity_vs_time.png", "compare.json"):
         assert (folder / name).is_file(), name
     summary = json.loads((folder / "compare.json").read_text())
     assert summary["baseline"]["setting"] == "R=4 K=1 uniform"
-    assert summary["carv"]["setting"].startswith("R=1 K=8 sds stratified")
+    assert summary["carv"]["setting"].startswith("R=1 K=3 sds stratified")
     for label in ("baseline", "carv"):
         assert summary[label]["seconds_to_threshold"] is not None  # threshold 0.01: reached at the first check
         assert (folder / label / "ckpts" / "last.ckpt").is_file()

@@ -51,6 +51,14 @@ def compare_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--seconds", type=float, default=240.0, help="training wall-clock budget of each run")
     parser.add_argument("--threshold", type=float, default=0.8, help="prompt-fidelity threshold")
     parser.add_argument("--eval-every", type=int, default=10, help="steps between fidelity checks")
+    for side in ("baseline", "carv"):
+        parser.add_argument(
+            f"--{side}-set",
+            action="append",
+            default=[],
+            metavar="key=value",
+            help=f"an override of the {side} run only",
+        )
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="overrides applied to both runs")
 
     def run(args):
@@ -64,6 +72,8 @@ def compare_arguments(parser: argparse.ArgumentParser):
             threshold=args.threshold,
             eval_every=args.eval_every,
             overrides=args.overrides,
+            baseline_overrides=args.baseline_set,
+            carv_overrides=args.carv_set,
         )
         print(json.dumps(result.summary, indent=1))
         print(f"compare folder: {result.folder}")

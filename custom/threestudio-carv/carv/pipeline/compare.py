@@ -87,8 +87,10 @@ def compare(
     threshold: float = 0.8,
     eval_every: int = 10,
     overrides: list[str] = (),
+    baseline_overrides: list[str] = (),
+    carv_overrides: list[str] = (),
 ) -> CompareResult:
-    """Train both configs for `seconds` of training each (same seed and overrides), then compare them."""
+    """Train both configs for `seconds` of training each (same seed and shared overrides), then compare them."""
     if seconds <= 0 or eval_every < 1 or not 0 < threshold <= 1:
         raise UserError(
             f"need --seconds > 0, --eval-every >= 1 and 0 < --threshold <= 1; got {seconds}, {eval_every}, {threshold}"
@@ -104,9 +106,10 @@ def compare(
     if reason is not None:
         raise UserError(f"compare needs prompt fidelity: {reason}")
     folder = new_folder(Path(config.exp_root_dir) / "compare", prompt_tag(prompt))
+    sides = {"baseline": (baseline, baseline_overrides), "carv": (carv, carv_overrides)}
     runs = {
-        label: text_to_3d(prompt, name, shared, run_dir=folder / label).metrics
-        for label, name in zip(LABELS, (baseline, carv), strict=True)
+        label: text_to_3d(prompt, name, [*shared, *own], run_dir=folder / label).metrics
+        for label, (name, own) in sides.items()
     }
     return CompareResult(folder, write_comparison(folder, prompt, runs, seconds, threshold, config.seed))
 
