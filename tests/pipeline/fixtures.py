@@ -50,4 +50,4 @@ def shrunken(teacher: Path, judge: Path, outputs: Path, steps: int = 2) -> list[
 
 
 def parameters_of(checkpoint: Path) -> torch.Tensor:
-    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]["field.grid"]
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]["field.density_grid"]

@@ -30,7 +30,7 @@ def test_turntable_is_threestudios_linspace():
 def test_grid_value_is_read_back_at_its_voxel():
     field = VoxelGridField(GeometryConfig(grid_resolution=5, radius=1.0, density_blob_scale=0.0))
     with torch.no_grad():
-        field.grid[0, 0, 1, 2, 3] = 7.0  # grid axes (D, H, W) hold positions' (z, y, x)
+        field.density_grid[0, 0, 1, 2, 3] = 7.0  # grid axes (D, H, W) hold positions' (z, y, x)
     position = torch.tensor([[[0.5, 0.0, -0.5]]])  # x -> W index 3, y -> H index 2, z -> D index 1
     assert torch.allclose(field.raw(position)[0, 0, 0], torch.tensor(7.0))
     density, rgb = field(position, position)
@@ -42,3 +42,12 @@ def test_magic3d_blob_makes_the_centre_dense_at_initialisation():
     field = VoxelGridField(GeometryConfig())
     density, _ = field(torch.tensor([[[0.0, 0.0, 0.0], [0.9, 0.9, 0.9]]]), torch.zeros(1, 2, 3))
     assert density[0, 0] > 9.0 and density[0, 1] < 0.01
+
+
+def test_shading_normals_of_the_initial_blob_point_outward_and_light_them():
+    field = VoxelGridField(GeometryConfig(grid_resolution=8))
+    positions = torch.tensor([[[0.3, 0.0, 0.0], [0.0, 0.0, -0.3]]])
+    assert torch.allclose(field.normals(positions), torch.tensor([[[1.0, 0.0, 0.0], [0.0, 0.0, -1.0]]]), atol=1e-6)
+    light = torch.tensor([[1.0, 0.0, 0.0]])
+    _, rgb = field.shaded(positions, light, ambient=0.3)
+    assert torch.allclose(rgb[0, :, 0], torch.tensor([0.5, 0.5 * 0.3]))

@@ -60,6 +60,14 @@ class RendererConfig:
 
 
 @dataclass
+class MaterialConfig:
+    """Diffuse shading under the toy world's light (above and left of each camera), or unshaded albedo."""
+
+    shading: bool = False  # albedo * (ambient + (1 - ambient) max(0, n . l)), normals from the density gradient
+    ambient: float = 0.3  # the toy world's ambient term
+
+
+@dataclass
 class BackgroundConfig:
     color: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])  # solid background (the toy world's white)
 
@@ -124,6 +132,7 @@ class OptimizerArgs:
 @dataclass
 class OptimizerConfig:
     name: str = "Adam"  # only Adam
+    colour_lr_scale: float = 1.0  # the colour grid's learning rate is args.lr times this
     args: OptimizerArgs = field(default_factory=OptimizerArgs)
 
 
@@ -131,6 +140,7 @@ class OptimizerConfig:
 class SystemConfig:
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     renderer: RendererConfig = field(default_factory=RendererConfig)
+    material: MaterialConfig = field(default_factory=MaterialConfig)
     background: BackgroundConfig = field(default_factory=BackgroundConfig)
     prompt_processor: PromptConfig = field(default_factory=PromptConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
@@ -150,7 +160,7 @@ class EvaluationConfig:
 
 @dataclass
 class TrainerConfig:
-    max_steps: int = 300
+    max_steps: int = 600
     max_train_seconds: float = 0.0  # stop once training (evaluation excluded) took this long; 0 = off
     log_every_n_steps: int = 1
     enable_progress_bar: bool = True

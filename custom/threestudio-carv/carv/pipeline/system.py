@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from ..render.volume import render_rays
 from ..toyworld.cameras import Cameras
+from ..toyworld.render import _light_directions as light_directions
 from .cameras import CameraBatch, orbit, train_batch
 from .config import scheduled
 from .field import VoxelGridField
@@ -46,17 +47,23 @@ class TextTo3DSystem(pl.LightningModule):
         self.guidance, self.prompts, self.judge = guidance, prompts, judge
 
     def configure_optimizers(self):
-        args = self.config.system.optimizer.args
-        return torch.optim.Adam(self.field.parameters(), lr=args.lr, betas=tuple(args.betas), eps=args.eps)
+        optimizer = self.config.system.optimizer
+        groups = [
+            {"params": [self.field.density_grid], "lr": optimizer.args.lr},
+            {"params": [self.field.colour_grid], "lr": optimizer.args.lr * optimizer.colour_lr_scale},
+        ]
+        return torch.optim.Adam(groups, betas=tuple(optimizer.args.betas), eps=optimizer.args.eps)
 
     def render(self, batch: CameraBatch, *, randomized: bool, generator: torch.Generator | None = None) -> dict:
         """rgb [R, H, W, 3] and opacity [R, H, W, 1] of a camera batch, in chunks of rays."""
         c = self.config.system
         background = torch.tensor(list(c.background.color), device=self.device)
         origins, directions = batch.rays_o.reshape(-1, 3).to(self.device), batch.rays_d.reshape(-1, 3).to(self.device)
+        lights = light_directions(batch.cameras).repeat_interleave(batch.size[0] * batch.size[1], dim=0)
+        lights = lights.to(self.device)
         parts = [
             render_rays(
-                self.field,
+                self.field_for(lights[i : i + RENDER_CHUNK_RAYS]),
                 origins[i : i + RENDER_CHUNK_RAYS],
                 directions[i : i + RENDER_CHUNK_RAYS],
                 background,
@@ -77,6 +84,13 @@ class TextTo3DSystem(pl.LightningModule):
         low, high = scheduled(g.min_step_percent, step), scheduled(g.max_step_percent, step)
         if (self.guidance.min_step, self.guidance.max_step) != self.guidance.step_range(low, high):
             self.guidance.update_schedule(low, high, self.guidance.grad_clip)
+
+    def field_for(self, lights: torch.Tensor):
+        """The radiance field seen by rays with these light directions [N, 3] (shaded or plain albedo)."""
+        material = self.config.system.material
+        if not material.shading:
+            return self.field
+        return lambda positions, directions: self.field.shaded(positions, lights, material.ambient)
 
     def losses(self, out: dict, guidance_out: dict) -> dict:
         """threestudio's weighted terms: lambda_sds * loss_sds, sparsity sqrt(opacity^2 + 0.01), opaque BCE."""
