@@ -21,7 +21,8 @@ import torch
 from tqdm import tqdm
 
 import carv
-from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance, measured_variance
+from carv.stratified_variance import repeated_variance
+from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance
 
 MIN_STEP, MAX_STEP = 20, 980
 
@@ -61,7 +62,7 @@ def multipliers(toy: PeakedNormToy, draws: int, repeats: int, seed: int, quiet: 
                 warm_up_adaptive(sampler, toy, draws=4096, generator=generator)
             key = f"{name}_{'stratified' if stratified else 'iid'}"
             if stratified:
-                variance, variance_se = measured_variance(estimate_means(sampler, toy, draws, repeats, generator))
+                variance, variance_se = repeated_variance(estimate_means(sampler, toy, draws, repeats, generator))
                 results[key] = baseline / (variance * draws)
                 results[f"{key}_se"] = results[key] * variance_se / variance  # delta method
             else:

@@ -3,7 +3,8 @@
 import torch
 
 import carv
-from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance, measured_variance
+from carv.stratified_variance import repeated_variance
+from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance
 
 from .stats import two_sided_z
 
@@ -22,7 +23,7 @@ def test_estimates_are_unbiased_and_match_the_exact_variance():
         standard_error = estimates.std(dim=0) / repeats**0.5
         mean_error = (estimates.mean(dim=0) - TOY.exact_mean(s)).abs()
         assert (mean_error <= two_sided_z(comparisons=TOY.dim) * standard_error).all()
-        variance, variance_se = measured_variance(estimates)
+        variance, variance_se = repeated_variance(estimates)
         exact = exact_single_draw_variance(s, TOY) / n
         assert abs(variance - exact) <= two_sided_z(comparisons=3) * variance_se
 

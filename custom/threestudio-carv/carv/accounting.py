@@ -80,10 +80,15 @@ def leave_one_render_out_estimates(g: torch.Tensor) -> torch.Tensor:
     render_means = g.mean(dim=1)  # [R, D]
     within = (g - render_means.unsqueeze(1)).pow(2).sum(dim=(1, 2))  # [R]
     sigma_w2 = (within.sum() - within) / ((r - 1) * (k - 1))
-    mean_without = (render_means.sum(dim=0) - render_means) / (r - 1)  # [R, D]
+    return torch.stack([variance_of_means_without_each(render_means) - sigma_w2 / k, sigma_w2], dim=1)
+
+
+def variance_of_means_without_each(render_means: torch.Tensor) -> torch.Tensor:
+    """Trace of the sample covariance of render_means [R, D] without each render in turn, [R], from running sums."""
+    r = render_means.shape[0]
+    mean_without = (render_means.sum(dim=0) - render_means) / (r - 1)
     squares_without = render_means.pow(2).sum() - render_means.pow(2).sum(dim=1)
-    variance_of_means = (squares_without - (r - 1) * mean_without.pow(2).sum(dim=1)) / (r - 2)
-    return torch.stack([variance_of_means - sigma_w2 / k, sigma_w2], dim=1)
+    return (squares_without - (r - 1) * mean_without.pow(2).sum(dim=1)) / (r - 2)
 
 
 def jackknife_se(g: torch.Tensor) -> tuple[float, float]:

@@ -15,7 +15,13 @@ import math
 
 import torch
 
-from .accounting import VarianceComponents, check_grid, leave_one_render_out_estimates, variance_components
+from .accounting import (
+    VarianceComponents,
+    check_grid,
+    leave_one_render_out_estimates,
+    variance_components,
+    variance_of_means_without_each,
+)
 from .timesteps import TimestepDraw, TimestepSampler
 
 
@@ -34,14 +40,6 @@ def collapsed_strata_variances(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor
     ordered = torch.take_along_dim(g, order.unsqueeze(-1), dim=1)
     differences = ordered[:, 0::2] - ordered[:, 1::2]
     return differences.pow(2).sum(dim=(1, 2)) / k**2
-
-
-def variance_of_means_without_each(render_means: torch.Tensor) -> torch.Tensor:
-    """Trace of the sample covariance of render_means [R, D] without each render in turn, [R]."""
-    r = render_means.shape[0]
-    mean_without = (render_means.sum(dim=0) - render_means) / (r - 1)
-    squares_without = render_means.pow(2).sum() - render_means.pow(2).sum(dim=1)
-    return (squares_without - (r - 1) * mean_without.pow(2).sum(dim=1)) / (r - 2)
 
 
 def stratified_estimates(g: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -70,10 +70,3 @@ def estimate_means(
         draw = sampler.sample(n, generator=generator)
         estimates.append((draw.weight.double().unsqueeze(1) * toy.draws(draw.t, generator)).mean(dim=0))
     return torch.stack(estimates)
-
-
-def measured_variance(estimates: torch.Tensor) -> tuple[float, float]:
-    """(trace of the sample covariance of estimates [repeats, dim], its CLT standard error)."""
-    squared_deviation = (estimates - estimates.mean(dim=0)).pow(2).sum(dim=1)
-    standard_error = squared_deviation.std().item() / estimates.shape[0] ** 0.5
-    return estimates.var(dim=0).sum().item(), standard_error
