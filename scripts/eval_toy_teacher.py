@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--sds-prompts", type=int, default=8, help="prompts for the single-image SDS bar (0: skip)")
     parser.add_argument("--sds-steps", type=int, default=300)
     parser.add_argument("--sds-guidance", type=float, default=30.0)
+    parser.add_argument("--sds-parametrisation", default="latents", choices=["latents", "pixels"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -65,7 +66,14 @@ def main() -> None:
     sds = []
     for i in range(args.sds_prompts):
         prompt = caption(*train[(7 * i) % len(train)])
-        image = image_sds(pipe, prompt, generator, steps=args.sds_steps, guidance_scale=args.sds_guidance)
+        image = image_sds(
+            pipe,
+            prompt,
+            generator,
+            steps=args.sds_steps,
+            guidance_scale=args.sds_guidance,
+            parametrisation=args.sds_parametrisation,
+        )
         fidelity = float(judge.prompt_fidelity(image, prompt))
         sds.append({"prompt": prompt, "fidelity": round(fidelity, 4)})
         print(f"sds {prompt!r}: fidelity {fidelity:.3f}", flush=True)
