@@ -20,6 +20,12 @@ def rate(flags: torch.Tensor) -> dict:
     return {"rate": round(p, 4), "n": n, "standard_error": round((p * (1 - p) / max(n, 1)) ** 0.5, 4)}
 
 
+def sds_prompt(i: int) -> str:
+    """One training prompt per shape: shape i % 8 in colour (shape + 2) % 6 (no held-out pair)."""
+    shape = i % len(SHAPE_NAMES)
+    return caption(COLOUR_NAMES[(shape + 2 + i // len(SHAPE_NAMES)) % len(COLOUR_NAMES)], SHAPE_NAMES[shape])
+
+
 def sampled_scores(pipe, judge, prompts, generator, args):
     flags_shape, flags_view = [], []
     for start in range(0, len(prompts), args.batch):
@@ -39,9 +45,10 @@ def main() -> None:
     parser.add_argument("--guidance", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=25, help="DDIM steps")
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--sds-prompts", type=int, default=8, help="prompts for the single-image SDS bar (0: skip)")
+    parser.add_argument("--sds-prompts", type=int, default=8, help="prompts (one shape each) for the SDS bar (0: skip)")
+    parser.add_argument("--skip-samples", action="store_true", help="only the SDS bar")
     parser.add_argument("--sds-steps", type=int, default=300)
-    parser.add_argument("--sds-guidance", type=float, default=30.0)
+    parser.add_argument("--sds-guidance", type=float, default=7.5)
     parser.add_argument("--sds-parametrisation", default="latents", choices=["latents", "pixels"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -53,19 +60,20 @@ def main() -> None:
     start = time.time()
     train = [(COLOUR_NAMES[c], SHAPE_NAMES[s]) for c, s in training_pairs()]
     report = {"settings": vars(args)}
-    plain = [caption(c, s) for c, s in train for _ in range(args.samples)]
-    report["train_prompts_shape_and_colour"] = rate(sampled_scores(pipe, judge, plain, generator, args)[0])
-    held = [caption(c, s) for c, s in HELD_OUT_PAIRS for _ in range(args.samples)]
-    report["held_out_pairs_shape_and_colour"] = rate(sampled_scores(pipe, judge, held, generator, args)[0])
-    with_view = [caption(c, s, v) for c, s in train for v in VIEW_NAMES]
-    shape_flags, view_flags = sampled_scores(pipe, judge, with_view, generator, args)
-    report["view_prompts_shape_and_colour"] = rate(shape_flags)
-    report["view_prompts_view_agreement"] = rate(view_flags)
-    for v, name in enumerate(VIEW_NAMES):
-        report[f"view_agreement_{name}"] = rate(view_flags[v :: len(VIEW_NAMES)])
+    if not args.skip_samples:
+        plain = [caption(c, s) for c, s in train for _ in range(args.samples)]
+        report["train_prompts_shape_and_colour"] = rate(sampled_scores(pipe, judge, plain, generator, args)[0])
+        held = [caption(c, s) for c, s in HELD_OUT_PAIRS for _ in range(args.samples)]
+        report["held_out_pairs_shape_and_colour"] = rate(sampled_scores(pipe, judge, held, generator, args)[0])
+        with_view = [caption(c, s, v) for c, s in train for v in VIEW_NAMES]
+        shape_flags, view_flags = sampled_scores(pipe, judge, with_view, generator, args)
+        report["view_prompts_shape_and_colour"] = rate(shape_flags)
+        report["view_prompts_view_agreement"] = rate(view_flags)
+        for v, name in enumerate(VIEW_NAMES):
+            report[f"view_agreement_{name}"] = rate(view_flags[v :: len(VIEW_NAMES)])
     sds = []
     for i in range(args.sds_prompts):
-        prompt = caption(*train[(7 * i) % len(train)])
+        prompt = sds_prompt(i)
         image = image_sds(
             pipe,
             prompt,

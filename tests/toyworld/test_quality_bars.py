@@ -99,7 +99,7 @@ def test_view_suffixes_steer_the_view(pipe, judge):
     assert consistent_with_rate(agree, len(prompts), 0.6), f"{agree}/{len(prompts)} samples in the asked view"
 
 
-@pytest.mark.parametrize("prompt", ["a blue mug", "a purple robot"])
+@pytest.mark.parametrize("prompt", ["a yellow chair", "a red car"])
 def test_plain_sds_on_one_image_yields_the_prompt(pipe, judge, prompt):
     from carv.toyworld.evaluation import image_sds
 

@@ -72,7 +72,7 @@ def image_sds(
     prompt: str,
     generator: torch.Generator,
     steps: int = 300,
-    guidance_scale: float = 30.0,
+    guidance_scale: float = 7.5,
     lr: float = 0.05,
     parametrisation: str = "latents",
     resolution: int = 32,
