@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from pytorch_lightning.utilities import move_data_to_device
 
+from carv.accounting import CostModel, configuration_ecm
 from carv.autotune import AutoK
 from carv.stratified_variance import draw_timesteps, grid_components
 
@@ -111,5 +112,23 @@ class AutoKMixin:
             timesteps.append(t)
         distillation.config.noise_samples_per_render = k_training
         g, t = torch.cat(grids), torch.cat(timesteps)
-        self.carv_auto.observe_components(grid_components(g, t, distillation.config.timestep_stratified))
+        components = grid_components(g, t, distillation.config.timestep_stratified)
+        self.carv_auto.observe_components(components)
         self.carv_auto.observe_costs(*clock.costs(renders_per_batch))
+        self.log_probe(components, renders_per_batch, k_training)
+
+    def log_probe(self, components, renders: int, k: int) -> None:
+        """sigma_b^2, sigma_w^2, a, b, K* and the reuse ECM of the running (R, K) against threestudio's R=4, K=1."""
+        auto = self.carv_auto
+        costs = CostModel(auto.a, auto.b)
+        sigmas = (max(components.sigma_b2, 0.0), components.sigma_w2)
+        values = {
+            "sigma_b2": components.sigma_b2,
+            "sigma_w2": components.sigma_w2,
+            "cost_a": auto.a,
+            "cost_b": auto.b,
+            "k_star": float(auto.k_star()),
+            "ecm_reuse_vs_baseline": configuration_ecm(costs, sigmas, sigmas, renders, k, baseline_renders=4),
+        }
+        for name, value in values.items():
+            self.log(f"train/carv_{name}", float(value))

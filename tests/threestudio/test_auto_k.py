@@ -1,5 +1,7 @@
 """system.carv_auto_k: K re-chosen from variance probes during a shrunken CPU run of carv-dreamfusion-system."""
 
+import math
+
 from .test_training import fit_and_test_on_cpu, logged_rows, shrunken_toy_config
 
 
@@ -11,8 +13,16 @@ def test_auto_k_probes_and_sets_k_within_its_bounds(threestudio, in_tmp_dir, tin
     cfg.system.carv_probe_renders = 3
     cfg.system.carv_probe_draws = 2
     fit_and_test_on_cpu(threestudio, cfg)
-    ks = [float(row["train/auto_k"]) for row in logged_rows(in_tmp_dir / cfg.trial_dir) if row.get("train/auto_k")]
+    rows = logged_rows(in_tmp_dir / cfg.trial_dir)
+    ks = [float(row["train/auto_k"]) for row in rows if row.get("train/auto_k")]
     assert len(ks) == 4 and all(1 <= k <= 12 and k == int(k) for k in ks)
+    probe_names = ["sigma_b2", "sigma_w2", "cost_a", "cost_b", "k_star", "ecm_reuse_vs_baseline"]
+    probes = [row for row in rows if row.get("train/carv_sigma_w2")]
+    assert {row["step"] for row in probes} >= {"0", "2"}  # the probe steps
+    for row in probes:
+        values = {name: float(row[f"train/carv_{name}"]) for name in probe_names}
+        assert all(math.isfinite(v) for v in values.values()), values
+        assert values["sigma_w2"] >= 0 and values["cost_b"] > 0 and 1 <= values["k_star"] <= 12
 
 
 def test_auto_k_is_off_by_default(threestudio, in_tmp_dir, tiny_teachers):
