@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from ..render.volume import render_rays
 from ..toyworld.cameras import Cameras
-from ..toyworld.render import _light_directions as light_directions
+from ..toyworld.render import light_directions
 from .cameras import CameraBatch, orbit, train_batch
 from .config import scheduled
 from .field import VoxelGridField

@@ -61,7 +61,7 @@ def _normals(shape: Shape, points: torch.Tensor, eps: float = 1e-3) -> torch.Ten
     return torch.nn.functional.normalize(grad, dim=-1)
 
 
-def _light_directions(cameras: Cameras) -> torch.Tensor:
+def light_directions(cameras: Cameras) -> torch.Tensor:
     """A light above and to the left of each camera, [n, 3] unit vectors."""
     c2w = cameras.c2w
     direction = c2w[:, :3, 3] / cameras.distance[:, None] + 0.6 * c2w[:, :3, 1] - 0.4 * c2w[:, :3, 0]
@@ -83,7 +83,7 @@ def render_geometry(
     idx = torch.nonzero(hit).squeeze(-1)
     if idx.numel():
         normals = _normals(shape, points[idx])
-        light = _light_directions(cameras).repeat_interleave(sh * sw, dim=0)[idx]
+        light = light_directions(cameras).repeat_interleave(sh * sw, dim=0)[idx]
         shading[idx] = AMBIENT + (1.0 - AMBIENT) * (normals * light).sum(-1).clamp(min=0.0)
         dark[idx] = (shape.materials(points[idx]) == DARK).float()
     coverage = hit.float()
