@@ -20,6 +20,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="a few steps of every stage, to test the recipe")
     parser.add_argument("--unet-steps", type=int, default=None, help="override the UNet training length")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--device", default="cpu", help="where to train: cpu (default) or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if not args.resume:
@@ -29,7 +30,7 @@ def main() -> None:
     if args.unet_steps is not None:
         settings.unet_steps = args.unet_steps
     start = time.time()
-    times = build_everything(args.out, args.work_dir, settings)
+    times = build_everything(args.out, args.work_dir, settings, device=args.device)
     print(json.dumps(times, indent=1))
     print(f"this run: {time.time() - start:.0f} s wall-clock")
 

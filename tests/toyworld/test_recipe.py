@@ -6,12 +6,15 @@ import pytest
 import torch
 
 from carv.toyworld.evaluation import binomial_cdf, consistent_with_rate
-from carv.toyworld.recipe import RecipeSettings, build_everything, caption_table, export_checkpoint
+from carv.toyworld.recipe import RecipeSettings, build_everything, caption_table, export_checkpoint, vae_batch
+from carv.toyworld.teacher import corrupt
+from carv.toyworld.world import COLOURS, WorldViews
 
 
 def tiny_settings() -> RecipeSettings:
     return RecipeSettings(
-        seed=0, views_per_shape=6, test_views_per_shape=4, judge_steps=3, vae_steps=3, vae_batch=4,
+        seed=0, views_per_shape=6, test_views_per_shape=4, judge_views_per_shape=2, judge_steps=3, judge_batch=8,
+        vae_steps=3, vae_batch=4,
         colours_per_view=1, unet_steps=4, unet_batch=4, checkpoint_every=2,
     )  # fmt: skip
 
@@ -38,7 +41,7 @@ def test_folder_loads_as_stable_diffusion_pipeline(built, monkeypatch):
     for name in ("vocab.json", "merges.txt"):
         assert os.path.exists(os.path.join(out, "toy-teacher", "tokenizer", name))
     assert os.path.exists(os.path.join(out, "judge", "classes.json"))
-    assert set(times) == {"world", "world_test", "judge", "vae", "latents", "unet", "export"}
+    assert set(times) == {"world", "world_test", "world_judge", "judge", "vae", "latents", "unet", "export"}
 
 
 def test_resume_skips_finished_stages_and_export_from_checkpoint(built, tmp_path):
@@ -70,3 +73,35 @@ def test_binomial_test_helpers():
     assert consistent_with_rate(35, 44, 0.8) and not consistent_with_rate(20, 44, 0.8)
     with pytest.raises(ValueError):
         consistent_with_rate(5, 4, 0.5)
+
+
+def _object_colours(images: torch.Tensor, world_views: WorldViews) -> torch.Tensor:
+    """Brightest object pixel's colour of each image, normalised: the albedo direction, shading removed."""
+    flat = images.flatten(2)
+    brightest = (flat * (flat.min(1, keepdim=True).values < 0.98)).sum(1).argmax(-1)
+    colour = flat[torch.arange(flat.shape[0]), :, brightest]
+    return colour / colour.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_vae_batch_paints_palette_or_any_colour(built, share):
+    _, work, _ = built
+    world = WorldViews.from_state_dict(torch.load(os.path.join(work, "world.pt"), weights_only=False))
+    settings = RecipeSettings(vae_batch=32, vae_random_colour_share=share)
+    images = vae_batch(world, settings, torch.Generator().manual_seed(0))
+    palette = torch.tensor(list(COLOURS.values()))
+    palette = palette / palette.sum(-1, keepdim=True)
+    distance = torch.cdist(_object_colours(images, world), palette).min(-1).values
+    if share == 0.0:
+        assert distance.max() < 0.02
+    else:
+        assert (distance > 0.05).float().mean() > 0.8
+
+
+def test_corrupt_leaves_a_share_untouched_and_keeps_range():
+    images = torch.rand(200, 3, 8, 8)
+    assert torch.equal(corrupt(images, 0.0, 0.1, torch.Generator().manual_seed(0)), images)
+    out = corrupt(images, 0.5, 0.1, torch.Generator().manual_seed(0))
+    changed = (out != images).flatten(1).any(-1).float().mean()
+    assert 0.35 < changed < 0.65  # binomial(200, 0.5): 5 standard errors either side
+    assert out.min() >= 0.0 and out.max() <= 1.0

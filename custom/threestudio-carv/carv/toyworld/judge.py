@@ -27,7 +27,12 @@ def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
 
 
 class ToyJudge(nn.Module):
-    """Conv net on [N, 3, 64, 64] images in [0, 1] with three heads: shape, colour, view-class logits."""
+    """Conv net on [N, 3, 64, 64] images in [0, 1] with three heads: shape, colour, view-class logits.
+
+    A fourth head, used only in training, regresses the camera's angles
+    (cos and sin of azimuth, sin of elevation): it teaches the features where
+    the camera is, which the view class needs near its thresholds.
+    """
 
     def __init__(self, n_shapes: int = len(SHAPE_NAMES), n_colours: int = len(COLOUR_NAMES), n_views: int = 4):
         super().__init__()
@@ -38,10 +43,16 @@ class ToyJudge(nn.Module):
         self.shape_head = nn.Linear(256, n_shapes)
         self.colour_head = nn.Linear(256, n_colours)
         self.view_head = nn.Linear(256, n_views)
+        self.angle_head = nn.Linear(256, 3)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Shape, colour and view-class logits."""
+        return self.heads(images)[:3]
+
+    def heads(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Shape, colour, view-class logits and the angle regression [N, 3]."""
         h = self.trunk(self.features(images * 2.0 - 1.0))
-        return self.shape_head(h), self.colour_head(h), self.view_head(h)
+        return self.shape_head(h), self.colour_head(h), self.view_head(h), self.angle_head(h)
 
 
 def as_judge_input(images: torch.Tensor) -> torch.Tensor:
@@ -80,8 +91,11 @@ class Judge:
         if classes["shapes"] != list(SHAPE_NAMES) or classes["colours"] != list(COLOUR_NAMES):
             raise ValueError(f"judge in {folder} was trained on other classes: {classes}")
         model = ToyJudge(len(classes["shapes"]), len(classes["colours"]), len(classes["views"]))
-        model.load_state_dict(torch.load(os.path.join(folder, WEIGHTS_FILE), map_location="cpu", weights_only=True))
-        return cls(model)
+        state = torch.load(os.path.join(folder, WEIGHTS_FILE), map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or any(not key.startswith("angle_head.") for key in missing):
+            raise ValueError(f"{folder}/{WEIGHTS_FILE} is not a ToyJudge: missing {missing}, unexpected {unexpected}")
+        return cls(model)  # a judge saved without the training-only angle head still loads
 
     def save(self, folder: str, accuracy: dict | None = None) -> None:
         os.makedirs(folder, exist_ok=True)
@@ -127,11 +141,29 @@ def _labels(world: WorldViews, index: torch.Tensor, colour: torch.Tensor):
     return world.shape[index], colour, world.view[index]
 
 
+def camera_angles(world: WorldViews, index: torch.Tensor) -> torch.Tensor:
+    """Regression targets [B, 3]: cos and sin of the azimuth, sin of the elevation."""
+    azimuth, elevation = torch.deg2rad(world.azimuth[index]), torch.deg2rad(world.elevation[index])
+    return torch.stack([azimuth.cos(), azimuth.sin(), elevation.sin()], -1).float()
+
+
 def train_judge(
-    world: WorldViews, steps: int, generator: torch.Generator, batch: int = 64, lr: float = 2e-3, progress=None
+    world: WorldViews,
+    steps: int,
+    generator: torch.Generator,
+    batch: int = 64,
+    lr: float = 2e-3,
+    progress=None,
+    device: str = "cpu",
+    angle_weight: float = 1.0,
 ):
-    """Train a ToyJudge on random (view, colour) draws from ``world`` (all colour-shape pairs)."""
-    model = ToyJudge()
+    """Train a ToyJudge on random (view, colour) draws from ``world`` (all colour-shape pairs).
+
+    The loss is the three classification losses plus ``angle_weight`` times the
+    angle regression's MSE. Trains on ``device`` with draws from the CPU
+    ``generator``; the returned judge is on the CPU.
+    """
+    model = ToyJudge().to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     loss_fn = nn.CrossEntropyLoss()
@@ -139,10 +171,11 @@ def train_judge(
     for _ in range(steps):
         index = torch.randint(len(world), (batch,), generator=generator)
         colour = torch.randint(len(COLOUR_NAMES), (batch,), generator=generator)
-        images = augment(world.images(index, colour), generator)
-        shape_y, colour_y, view_y = _labels(world, index, colour)
-        shape, col, view = model(images)
+        images = augment(world.images(index, colour), generator).to(device)
+        shape_y, colour_y, view_y = (y.to(device) for y in _labels(world, index, colour))
+        shape, col, view, angles = model.heads(images)
         loss = loss_fn(shape, shape_y) + loss_fn(col, colour_y) + loss_fn(view, view_y)
+        loss = loss + angle_weight * (angles - camera_angles(world, index).to(device)).square().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -150,7 +183,7 @@ def train_judge(
         if progress is not None:
             progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
             progress.update(1)
-    return Judge(model)
+    return Judge(model.cpu())
 
 
 @torch.no_grad()

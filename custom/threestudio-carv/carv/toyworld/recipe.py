@@ -20,7 +20,7 @@ from tqdm import tqdm
 from . import teacher as T
 from .cameras import VIEW_NAMES
 from .judge import judge_accuracy, train_judge
-from .world import COLOUR_NAMES, SHAPE_NAMES, WorldViews, caption, render_world, training_pairs
+from .world import COLOUR_NAMES, COLOURS, SHAPE_NAMES, WorldViews, caption, render_world, training_pairs
 
 
 @dataclass
@@ -30,10 +30,16 @@ class RecipeSettings:
     seed: int = 0
     views_per_shape: int = 400
     test_views_per_shape: int = 60
-    judge_steps: int = 600
-    vae_steps: int = 1600
+    judge_views_per_shape: int = 1200
+    judge_steps: int = 6000
+    judge_batch: int = 128
+    judge_angle_weight: float = 1.0
+    vae_steps: int = 2400
     vae_batch: int = 16
     vae_kl_weight: float = 1e-4
+    vae_random_colour_share: float = 0.5
+    vae_corrupt_share: float = 0.5
+    vae_max_noise: float = 0.1
     colours_per_view: int = 2
     unet_steps: int = 5200
     unet_batch: int = 48
@@ -46,7 +52,21 @@ class RecipeSettings:
 
 def smoke_settings(seed: int = 0) -> RecipeSettings:
     """A few steps of every stage, to check the recipe end to end in about a minute."""
-    return RecipeSettings(seed, 24, 8, 20, 10, 8, 1e-3, 2, 20, 8, 3e-4, 0.9, 0.1, 0.2, 10)
+    return RecipeSettings(
+        seed=seed,
+        views_per_shape=24,
+        test_views_per_shape=8,
+        judge_views_per_shape=8,
+        judge_steps=20,
+        judge_batch=16,
+        vae_steps=10,
+        vae_batch=8,
+        vae_kl_weight=1e-3,
+        unet_steps=20,
+        unet_batch=8,
+        ema_decay=0.9,
+        checkpoint_every=10,
+    )
 
 
 class StageClock:
@@ -78,7 +98,7 @@ def train_loop(name, path, modules, optimizer, total, step_fn, every, generator)
     """Run ``step_fn()`` (returns the loss) until ``total`` steps, checkpointing to ``path`` every ``every`` steps."""
     step = 0
     if os.path.exists(path):
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)
         for key, module in modules.items():
             module.load_state_dict(state[key])
         optimizer.load_state_dict(state["optimizer"])
@@ -105,9 +125,17 @@ def _world_stage(work, settings, generator, views, name):
     return WorldViews.from_state_dict(_cached(os.path.join(work, f"{name}.pt"), build))
 
 
-def _judge_stage(out, world, world_test, settings, generator):
+def _judge_stage(out, world, world_test, settings, generator, device):
     with tqdm(total=settings.judge_steps, desc="judge", mininterval=5.0) as bar:
-        judge = train_judge(world, settings.judge_steps, generator, progress=bar)
+        judge = train_judge(
+            world,
+            settings.judge_steps,
+            generator,
+            batch=settings.judge_batch,
+            progress=bar,
+            device=device,
+            angle_weight=settings.judge_angle_weight,
+        )
     accuracy = judge_accuracy(judge, world_test, generator)
     judge.save(os.path.join(out, "judge"), accuracy)
     return accuracy
@@ -131,16 +159,32 @@ def _colour_subset(view: torch.Tensor, per_view: int, generator: torch.Generator
     return torch.sort(order[rank < per_view]).values
 
 
-def _vae_stage(work, world, settings, generator, sizes):
-    vae = T.build_vae(sizes)
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+def vae_batch(world: WorldViews, settings: RecipeSettings, generator: torch.Generator) -> torch.Tensor:
+    """A VAE training batch [B, 3, 64, 64]: random views, a share in any RGB colour, the rest in the world's colours.
+
+    Any colour (not just the six named ones) makes the VAE a faithful
+    autoencoder of colour, so that its encoder cannot map an off-palette render
+    to a palette colour's latent (that is how score distillation of "a red mug"
+    once ended with a green mug whose latent decoded red).
+    """
     view, colour = _training_views(world)
+    pick = torch.randint(len(view), (settings.vae_batch,), generator=generator)
+    palette = torch.tensor([COLOURS[name] for name in COLOUR_NAMES])
+    rgb = torch.rand(settings.vae_batch, 3, generator=generator)
+    anything = torch.rand(settings.vae_batch, 1, generator=generator) < settings.vae_random_colour_share
+    return world.paint(view[pick], torch.where(anything, rgb, palette[colour[pick]]))
+
+
+def _vae_stage(work, world, settings, generator, sizes, device):
+    vae = T.build_vae(sizes).to(device)
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
 
     def step(i):
         for group in optimizer.param_groups:
             group["lr"] = 1e-3 * min(1.0, (i + 1) / 50) * (0.1 + 0.9 * (1 - i / settings.vae_steps))
-        pick = torch.randint(len(view), (settings.vae_batch,), generator=generator)
-        loss = T.vae_loss(vae, world.images(view[pick], colour[pick]), settings.vae_kl_weight, generator)
+        images = vae_batch(world, settings, generator).to(device)
+        inputs = T.corrupt(images, settings.vae_corrupt_share, settings.vae_max_noise, generator)
+        loss = T.vae_loss(vae, images, settings.vae_kl_weight, generator, inputs=inputs)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -159,18 +203,20 @@ def _vae_stage(work, world, settings, generator, sizes):
     return vae.eval()
 
 
-def _latent_stage(work, world, vae, settings, generator):
+def _latent_stage(work, world, vae, settings, generator, device):
     def build():
         view, colour = _training_views(world)
         keep = _colour_subset(view, settings.colours_per_view, generator)
         view, colour = view[keep], colour[keep]
         means, stds = [], []
         for start in tqdm(range(0, len(view), 256), desc="encode", mininterval=5.0):
-            m, s = T.encode_stats(vae, world.images(view[start : start + 256], colour[start : start + 256]))
-            means.append(m.half())
-            stds.append(s.half())
+            images = world.images(view[start : start + 256], colour[start : start + 256])
+            m, s = T.encode_stats(vae, images.to(device))
+            means.append(m.cpu().half())
+            stds.append(s.cpu().half())
         mean, std = torch.cat(means), torch.cat(stds)
-        scale = 1.0 / float((mean.float() + std.float() * torch.randn(mean.shape)).std())
+        sample = mean.float() + std.float() * torch.randn(mean.shape, generator=generator)
+        scale = 1.0 / float(sample.std())
         return {"view": view, "colour": colour, "mean": mean, "std": std, "scaling_factor": scale}
 
     return _cached(os.path.join(work, "latents.pt"), build)
@@ -183,8 +229,8 @@ def caption_table(tokenizer) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, T.tokenize(tokenizer, [""])[0]
 
 
-def _unet_stage(work, world, latents, tokenizer, settings, generator, sizes):
-    unet, text_encoder = T.build_unet(sizes), T.build_text_encoder(tokenizer, sizes)
+def _unet_stage(work, world, latents, tokenizer, settings, generator, sizes, device):
+    unet, text_encoder = T.build_unet(sizes).to(device), T.build_text_encoder(tokenizer, sizes).to(device)
     ema_unet, ema_text = T.EMA(unet, settings.ema_decay), T.EMA(text_encoder, settings.ema_decay)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=settings.unet_lr, weight_decay=1e-2)
@@ -203,7 +249,7 @@ def _unet_stage(work, world, latents, tokenizer, settings, generator, sizes):
         variant = torch.where(u < settings.empty_caption_share + settings.plain_caption_share, 0, 1 + view_of[pick])
         tokens = ids[latents["colour"][pick], shape_of[pick], variant]
         tokens[u < settings.empty_caption_share] = empty
-        loss = T.diffusion_loss(unet, text_encoder, z, tokens, alphas_cumprod, generator)
+        loss = T.diffusion_loss(unet, text_encoder, z.to(device), tokens.to(device), alphas_cumprod, generator)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -226,8 +272,14 @@ def _unet_stage(work, world, latents, tokenizer, settings, generator, sizes):
     return ema_unet.module, ema_text.module
 
 
-def build_everything(out: str, work: str, settings: RecipeSettings, sizes: T.TeacherSizes | None = None) -> dict:
-    """Run every stage (skipping finished ones), write out/toy-teacher and out/judge; return the stage times."""
+def build_everything(
+    out: str, work: str, settings: RecipeSettings, sizes: T.TeacherSizes | None = None, device: str = "cpu"
+) -> dict:
+    """Run every stage (skipping finished ones), write out/toy-teacher and out/judge; return the stage times.
+
+    Training runs on ``device``; every random draw comes from seeded CPU
+    generators, and renders and checkpoints stay on the CPU.
+    """
     sizes = sizes or T.TeacherSizes()
     os.makedirs(work, exist_ok=True)
     with open(os.path.join(work, "settings.json"), "w") as f:
@@ -241,15 +293,20 @@ def build_everything(out: str, work: str, settings: RecipeSettings, sizes: T.Tea
     )
     judge_gen = torch.Generator().manual_seed(settings.seed + 2)
     if not os.path.exists(os.path.join(out, "judge", "classes.json")):
-        clock.run("judge", lambda: _judge_stage(out, world, world_test, settings, judge_gen))
+        world_judge = clock.run(
+            "world_judge",
+            lambda: _world_stage(work, settings, judge_gen, settings.judge_views_per_shape, "world_judge"),
+        )
+        views = WorldViews.concatenate([world, world_judge])
+        clock.run("judge", lambda: _judge_stage(out, views, world_test, settings, judge_gen, device))
     vae_gen = torch.Generator().manual_seed(settings.seed + 3)
-    vae = clock.run("vae", lambda: _vae_stage(work, world, settings, vae_gen, sizes))
-    latents = clock.run("latents", lambda: _latent_stage(work, world, vae, settings, vae_gen))
+    vae = clock.run("vae", lambda: _vae_stage(work, world, settings, vae_gen, sizes, device))
+    latents = clock.run("latents", lambda: _latent_stage(work, world, vae, settings, vae_gen, device))
     vae.register_to_config(scaling_factor=latents["scaling_factor"])
     tokenizer = T.build_tokenizer(os.path.join(work, "tokenizer"))
     unet_gen = torch.Generator().manual_seed(settings.seed + 4)
     unet, text_encoder = clock.run(
-        "unet", lambda: _unet_stage(work, world, latents, tokenizer, settings, unet_gen, sizes)
+        "unet", lambda: _unet_stage(work, world, latents, tokenizer, settings, unet_gen, sizes, device)
     )
     clock.run("export", lambda: T.save_teacher(os.path.join(out, "toy-teacher"), vae, unet, text_encoder, tokenizer))
     return clock.times
@@ -259,12 +316,12 @@ def export_checkpoint(work: str, folder: str, sizes: T.TeacherSizes | None = Non
     """Write a teacher folder from the work folder's latest VAE and UNet checkpoints (EMA weights); return its step."""
     sizes = sizes or T.TeacherSizes()
     vae = T.build_vae(sizes)
-    vae.load_state_dict(torch.load(os.path.join(work, "vae_ckpt.pt"), weights_only=False)["vae"])
+    vae.load_state_dict(torch.load(os.path.join(work, "vae_ckpt.pt"), map_location="cpu", weights_only=False)["vae"])
     latents = torch.load(os.path.join(work, "latents.pt"), weights_only=False)
     vae.register_to_config(scaling_factor=latents["scaling_factor"])
     tokenizer = T.build_tokenizer(os.path.join(work, "tokenizer"))
     unet, text_encoder = T.build_unet(sizes), T.build_text_encoder(tokenizer, sizes)
-    state = torch.load(os.path.join(work, "unet_ckpt.pt"), weights_only=False)
+    state = torch.load(os.path.join(work, "unet_ckpt.pt"), map_location="cpu", weights_only=False)
     unet.load_state_dict(state["ema_unet"])
     text_encoder.load_state_dict(state["ema_text"])
     T.save_teacher(folder, vae.eval(), unet.eval(), text_encoder.eval(), tokenizer)

@@ -107,19 +107,42 @@ def make_scheduler() -> DDIMScheduler:
     return DDIMScheduler(**SCHEDULER_CONFIG)
 
 
-def vae_loss(vae: AutoencoderKL, images: torch.Tensor, kl_weight: float, generator: torch.Generator) -> torch.Tensor:
+def vae_loss(
+    vae: AutoencoderKL, images: torch.Tensor, kl_weight: float, generator: torch.Generator, inputs=None
+) -> torch.Tensor:
     """L1 + MSE reconstruction of images [N, 3, 64, 64] in [0, 1] plus a small KL term per latent element.
 
-    Object pixels (not white) weigh OBJECT_WEIGHT times the background, so colour is learnt early.
+    ``inputs`` (default: ``images``) is what the encoder sees, e.g. a corrupted copy,
+    so that the encoder learns to map it to the clean image's latent. Object pixels
+    (not white) weigh OBJECT_WEIGHT times the background, so colour is learnt early.
+    Random draws come from the CPU ``generator`` and move to the images' device.
     """
     x = images * 2.0 - 1.0
-    posterior = vae.encode(x).latent_dist
-    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator)
+    posterior = vae.encode((images if inputs is None else inputs) * 2.0 - 1.0).latent_dist
+    z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(x.device)
     recon = vae.decode(z).sample
     kl = posterior.kl().mean() / posterior.mean[0].numel()
     weight = 1.0 + (OBJECT_WEIGHT - 1.0) * (images.min(dim=1, keepdim=True).values < 0.98).float()
     error = (recon - x).abs() + (recon - x).square()
     return (weight * error).sum() / (weight.sum() * 3.0) + kl_weight * kl
+
+
+def corrupt(images: torch.Tensor, share: float, max_noise: float, generator: torch.Generator) -> torch.Tensor:
+    """A share of images [N, 3, H, W] in [0, 1] with pixel noise (std up to ``max_noise``) and half of those blurred.
+
+    What a NeRF renders early in training looks like this; an encoder trained to
+    map it to the clean latent gives score distillation a gradient toward the
+    clean image rather than toward whatever the encoder happens to do off its data.
+    """
+    n = images.shape[0]
+    draws = torch.rand(n, 3, generator=generator).to(images.device)
+    noisy = (draws[:, 0] < share).float().view(n, 1, 1, 1)
+    blurred = noisy * (draws[:, 1] < 0.5).float().view(n, 1, 1, 1)
+    sigma = max_noise * draws[:, 2].view(n, 1, 1, 1)
+    smooth = torch.nn.functional.avg_pool2d(images, 3, 1, 1, count_include_pad=False)
+    images = blurred * smooth + (1.0 - blurred) * images
+    noise = torch.randn(images.shape, generator=generator).to(images.device)
+    return (images + noisy * sigma * noise).clamp(0.0, 1.0)
 
 
 @torch.no_grad()
@@ -130,10 +153,13 @@ def encode_stats(vae: AutoencoderKL, images: torch.Tensor) -> tuple[torch.Tensor
 
 
 def diffusion_loss(unet, text_encoder, latents, token_ids, alphas_cumprod, generator) -> torch.Tensor:
-    """Epsilon-prediction MSE at uniform timesteps (Stable Diffusion's objective); latents already scaled."""
-    t = torch.randint(0, alphas_cumprod.shape[0], (latents.shape[0],), generator=generator)
-    noise = torch.randn(latents.shape, generator=generator)
-    a = alphas_cumprod[t].view(-1, 1, 1, 1)
+    """Epsilon-prediction MSE at uniform timesteps (Stable Diffusion's objective); latents already scaled.
+
+    Timesteps and noise come from the CPU ``generator`` and move to the latents' device.
+    """
+    t = torch.randint(0, alphas_cumprod.shape[0], (latents.shape[0],), generator=generator).to(latents.device)
+    noise = torch.randn(latents.shape, generator=generator).to(latents.device)
+    a = alphas_cumprod.to(latents.device)[t].view(-1, 1, 1, 1)
     noisy = a.sqrt() * latents + (1.0 - a).sqrt() * noise
     context = text_encoder(token_ids)[0]
     return (unet(noisy, t, context).sample - noise).square().mean()
@@ -165,10 +191,10 @@ def save_teacher(folder: str, vae, unet, text_encoder, tokenizer, dtype: torch.d
     dtype throughout. The tokenizer folder also gets vocab.json and merges.txt.
     """
     pipe = StableDiffusionPipeline(
-        vae=copy.deepcopy(vae).to(dtype),
-        text_encoder=copy.deepcopy(text_encoder).float(),
+        vae=copy.deepcopy(vae).to("cpu", dtype),
+        text_encoder=copy.deepcopy(text_encoder).to("cpu", torch.float32),
         tokenizer=tokenizer,
-        unet=copy.deepcopy(unet).to(dtype),
+        unet=copy.deepcopy(unet).to("cpu", dtype),
         scheduler=make_scheduler(),
         safety_checker=None,
         feature_extractor=None,

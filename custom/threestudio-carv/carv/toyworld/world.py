@@ -23,6 +23,7 @@ SHAPE_NAMES = tuple(SHAPE_BUILDERS)
 HELD_OUT_PAIRS = (("red", "chair"), ("blue", "rocket"), ("green", "teapot"), ("yellow", "car"))
 """Colour-shape pairs never shown to the teacher (the judge sees them), to measure composition."""
 VOCABULARY = ("a", *COLOUR_NAMES, *SHAPE_NAMES, *VIEW_NAMES, "view")
+GEOMETRY_FIELDS = ("coverage", "shading", "dark")
 HIGH_ELEVATION_RANGE = (45.0, 89.0)
 """Extra views above the training range, so that the overhead class (elevation > 60) is learnt."""
 
@@ -78,9 +79,13 @@ class WorldViews:
     def images(self, index: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
         """Images [B, 3, H, W] of views ``index`` [B] painted in colours ``colour`` [B] (indices)."""
         palette = torch.tensor([COLOURS[name] for name in COLOUR_NAMES])
+        return self.paint(index, palette[colour])
+
+    def paint(self, index: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        """Images [B, 3, H, W] of views ``index`` [B] painted in any colours ``rgb`` [B, 3] in [0, 1]."""
         g = self.geometry
         buffer = GeometryBuffer(g.coverage[index].float(), g.shading[index].float(), g.dark[index].float())
-        return compose(buffer, palette[colour])
+        return compose(buffer, rgb)
 
     def state_dict(self) -> dict:
         g = self.geometry
@@ -91,6 +96,13 @@ class WorldViews:
             "azimuth": self.azimuth,
             "geometry": (g.coverage, g.shading, g.dark),
         }
+
+    @classmethod
+    def concatenate(cls, parts: list[WorldViews]) -> WorldViews:
+        """One view set holding every view of ``parts`` in order."""
+        geometry = GeometryBuffer(*(torch.cat([getattr(p.geometry, k) for p in parts]) for k in GEOMETRY_FIELDS))
+        fields = ("shape", "view", "elevation", "azimuth")
+        return cls(*(torch.cat([getattr(p, k) for p in parts]) for k in fields), geometry)
 
     @classmethod
     def from_state_dict(cls, state: dict) -> WorldViews:
