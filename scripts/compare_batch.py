@@ -1,20 +1,43 @@
 """Benchmark (not a test): `carv compare` over prompts x seeds, and the wall-clock ratio to the fidelity threshold.
 
-    python scripts/compare_batch.py [--prompts load/prompts.txt] [--seeds 0 1 2] [--seconds 240] [key=value ...]
+    python scripts/compare_batch.py [--prompts load/prompts.txt] [--seeds 0 1 2] [--seconds 240]
+        [--baseline cpu-baseline] [--carv cpu-carv] [--jobs 1 --threads 2] [key=value ...]
 
 Each comparison trains the baseline and CARV for --seconds of training each, so the batch takes about
-2 x seconds x prompts x seeds plus teacher loads and turntables. Results are appended to --out as they come.
+2 x seconds x prompts x seeds / jobs plus teacher loads and turntables. Results are written to --out as they come.
+With --jobs N > 1, comparisons run in N processes of --threads torch threads each (on a machine with at
+least N x threads cores): the two sides of one comparison run one after the other in the same process, so
+they share whatever load the other jobs put on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+
+import torch
 
 from carv.pipeline.compare import compare, summarise_batch
 from carv.pipeline.paths import PROJECT_ROOT
 from carv.pipeline.runner import quiet_lightning
+
+
+def one_comparison(prompt: str, seed: int, args: argparse.Namespace, overrides: list[str]) -> dict:
+    torch.set_num_threads(args.threads)
+    quiet_lightning()
+    result = compare(
+        prompt,
+        baseline=args.baseline,
+        carv=args.carv,
+        seconds=args.seconds,
+        threshold=args.threshold,
+        eval_every=args.eval_every,
+        overrides=[*overrides, f"seed={seed}"],
+    )
+    return {**result.summary, "folder": str(result.folder)}
 
 
 def main() -> None:
@@ -24,28 +47,30 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=240.0)
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--eval-every", type=int, default=10)
+    parser.add_argument("--baseline", default="cpu-baseline", help="baseline config (default: %(default)s)")
+    parser.add_argument("--carv", default="cpu-carv", help="CARV config, e.g. cpu-carv-auto (default: %(default)s)")
+    parser.add_argument("--jobs", type=int, default=1, help="comparisons run at once, each in its own process")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads per job")
     parser.add_argument("--out", default="outputs/compare-batch.json")
     args, overrides = parser.parse_known_args()
-    quiet_lightning()
+    if args.jobs < 1 or args.threads < 1:
+        parser.error("--jobs and --threads must be at least 1")
     prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
+    tasks = [(prompt, seed) for seed in args.seeds for prompt in prompts]
     summaries = []
-    for seed in args.seeds:
-        for prompt in prompts:
-            result = compare(
-                prompt,
-                seconds=args.seconds,
-                threshold=args.threshold,
-                eval_every=args.eval_every,
-                overrides=[*overrides, f"seed={seed}"],
-            )
-            summaries.append({**result.summary, "folder": str(result.folder)})
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(one_comparison, p, s, args, overrides): (p, s) for p, s in tasks}
+        for future in as_completed(futures):
+            summary = future.result()
+            summaries.append(summary)
             report = {"batch": summarise_batch(summaries), "comparisons": summaries}
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
-            b, c = result.summary["baseline"], result.summary["carv"]
+            b, c = summary["baseline"], summary["carv"]
             print(
-                f"{prompt!r} seed {seed}: to threshold baseline {b['seconds_to_threshold']} s, "
-                f"CARV {c['seconds_to_threshold']} s; final fidelity {b['final_fidelity']:.3f} vs {c['final_fidelity']:.3f}",
+                f"{summary['prompt']!r} seed {summary['seed']}: to threshold baseline {b['seconds_to_threshold']} s, "
+                f"CARV {c['seconds_to_threshold']} s; final fidelity {b['final_fidelity']:.3f} vs "
+                f"{c['final_fidelity']:.3f}",
                 flush=True,
             )
     print(json.dumps(summarise_batch(summaries), indent=1))
