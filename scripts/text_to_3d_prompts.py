@@ -1,9 +1,10 @@
 """Benchmark (not a test): `carv text-to-3d` with the defaults on every training prompt and held-out pair.
 
-    python scripts/text_to_3d_prompts.py [--held-out] [--prompts load/prompts.txt] [key=value ...]
+    python scripts/text_to_3d_prompts.py [--held-out] [--prompts load/prompts.txt] [--figure F.png] [key=value ...]
 
 Prints, per prompt, the final prompt fidelity over 8 views and the command's wall-clock (teacher load
 included), then how many prompts reach --threshold (the bar: 5 of 6 at 0.8 within 600 s each).
+--figure writes one turntable frame of every run side by side, labelled with its prompt and fidelity.
 """
 
 from __future__ import annotations
@@ -13,9 +14,23 @@ import json
 import os
 from pathlib import Path
 
+from PIL import Image, ImageDraw
+
 from carv.pipeline.paths import PROJECT_ROOT
 from carv.pipeline.runner import quiet_lightning, text_to_3d
 from carv.toyworld.world import HELD_OUT_PAIRS, caption
+
+
+def frames_figure(rows: list[dict], path: str, frame: int = 10, size: int = 160) -> None:
+    """One turntable frame per run, scaled to size x size, under its prompt and fidelity."""
+    canvas = Image.new("RGB", (size * len(rows), size + 28), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, row in enumerate(rows):
+        image = Image.open(Path(row["frames"]) / f"{frame}.png").convert("RGB")
+        canvas.paste(image.resize((size, size), Image.BILINEAR), (i * size, 28))
+        draw.text((i * size + 4, 2), row["prompt"], fill="black")
+        draw.text((i * size + 4, 14), f"fidelity {row['fidelity']:.2f}", fill="black")
+    canvas.save(path)
 
 
 def main() -> None:
@@ -25,6 +40,7 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--config", default="cpu-carv")
     parser.add_argument("--out", default="outputs/text-to-3d-prompts.json")
+    parser.add_argument("--figure", help="PNG of one turntable frame per run")
     args, overrides = parser.parse_known_args()
     quiet_lightning()
     prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
@@ -42,10 +58,13 @@ def main() -> None:
             row.update(
                 stderr=metrics["fidelity"]["stderr"], seconds=metrics["seconds"]["total"], steps=metrics["steps"]
             )
+            row["frames"] = metrics["files"]["frames"]
             rows.append(row)
             print(json.dumps(row), flush=True)
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
             Path(args.out).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    if args.figure:
+        frames_figure(rows, args.figure)
     for group in groups:
         members = [r for r in rows if r["group"] == group]
         if members:

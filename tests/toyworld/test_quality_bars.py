@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from carv.toyworld.cameras import VIEW_NAMES, make_cameras
+from carv.toyworld.cameras import VIEW_NAMES, make_cameras, view_class
 from carv.toyworld.judge import Judge
 from carv.toyworld.render import compose, render_geometry
 from carv.toyworld.shapes import make_shape
@@ -67,17 +67,19 @@ def test_judge_accuracy_on_fresh_renders(judge):
     cams = make_cameras(
         elevation, azimuth, 1.5 + 0.5 * torch.rand(24, generator=gen), 40 + 30 * torch.rand(24, generator=gen)
     )
-    correct, total = 0, 0
+    correct, view_correct, total = 0, 0, 0
     for s, name in enumerate(SHAPE_NAMES):
         colour = torch.randint(len(COLOUR_NAMES), (24,), generator=gen)
         palette = torch.tensor([COLOURS[c] for c in COLOUR_NAMES])
         images = compose(render_geometry(make_shape(name), cams), palette[colour])
         verdict = judge(images)
         correct += int(((verdict.shape.argmax(-1) == s) & (verdict.colour.argmax(-1) == colour)).sum())
+        view_correct += int((verdict.view.argmax(-1) == view_class(elevation, azimuth)).sum())
         total += 24
     from carv.toyworld.evaluation import consistent_with_rate
 
     assert consistent_with_rate(correct, total, 0.95), f"{correct}/{total} shape and colour right"
+    assert consistent_with_rate(view_correct, total, 0.95), f"{view_correct}/{total} view classes right"
 
 
 def test_samples_show_their_prompts_shape_and_colour(pipe, judge):
