@@ -90,7 +90,9 @@ def stratified_samples(
     edges = near[:, None] + (far - near)[:, None] * steps  # [N, S + 1]
     if not stratified:
         return RaySamples(edges[:, :-1], edges[:, 1:])
-    jitter = torch.rand(edges.shape[0], num_samples, generator=generator, device=near.device, dtype=near.dtype)
+    draw_on = generator.device if generator is not None else near.device  # a CPU generator may drive CUDA rays
+    jitter = torch.rand(edges.shape[0], num_samples, generator=generator, device=draw_on, dtype=near.dtype)
+    jitter = jitter.to(near.device)
     points = edges[:, :-1] + (edges[:, 1:] - edges[:, :-1]) * jitter  # [N, S]
     inner = 0.5 * (points[:, 1:] + points[:, :-1])
     t_starts = torch.cat([edges[:, :1], inner], dim=-1)
