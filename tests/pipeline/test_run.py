@@ -1,12 +1,11 @@
 import json
 
 import pytest
-import torch
 
 from carv.pipeline import runner
 from carv.pipeline.runner import new_folder, text_to_3d
 
-from .fixtures import parameters_of, shrunken
+from .fixtures import assert_same_parameters, shrunken
 
 PROMISED = [
     "ckpts/last.ckpt",
@@ -47,9 +46,7 @@ def test_resume_continues_from_the_checkpoints_step(finished_run, toy_teacher, r
     straight = text_to_3d("a red mug", "cpu-carv", overrides)
     assert resumed.run_dir != finished_run.run_dir and resumed.metrics["steps"] == 4
     assert (resumed.run_dir / "save" / "it4-test.mp4").is_file()
-    torch.testing.assert_close(
-        parameters_of(resumed.run_dir / "ckpts" / "last.ckpt"), parameters_of(straight.run_dir / "ckpts" / "last.ckpt")
-    )
+    assert_same_parameters(resumed.run_dir / "ckpts" / "last.ckpt", straight.run_dir / "ckpts" / "last.ckpt")
 
 
 def test_two_runs_in_the_same_second_get_two_folders(tmp_path, monkeypatch):

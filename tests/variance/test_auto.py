@@ -3,14 +3,13 @@
 import csv
 
 import pytest
-import torch
 
 from carv.autotune import AutoK
 from carv.pipeline.errors import UserError
 from carv.pipeline.runner import text_to_3d
 from carv.variance.auto import AutoNoiseSamples, step_costs
 
-from ..pipeline.fixtures import parameters_of, shrunken
+from ..pipeline.fixtures import assert_same_parameters, shrunken
 
 
 def logged(run_dir, key: str) -> list[float]:
@@ -39,9 +38,7 @@ def test_probe_draws_never_enter_a_step(toy_teacher, random_judge, tmp_path):
     auto = text_to_3d("a red mug", "cpu-carv-auto", [*common, *pinned])
     fixed = text_to_3d("a red mug", "cpu-carv-auto", [*common, "system.guidance.noise_samples_per_render=2"])
     assert logged(auto.run_dir, "train/auto_k") == [2.0, 2.0]
-    assert torch.equal(
-        parameters_of(auto.run_dir / "ckpts/last.ckpt"), parameters_of(fixed.run_dir / "ckpts/last.ckpt")
-    )
+    assert_same_parameters(auto.run_dir / "ckpts/last.ckpt", fixed.run_dir / "ckpts/last.ckpt")
 
 
 @pytest.mark.parametrize("value", ["0", "many"])
