@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 
 from carv.pipeline.compare import compare, summarise_batch
+from carv.pipeline.config import load_config
+from carv.pipeline.errors import UserError
 from carv.pipeline.paths import PROJECT_ROOT
 from carv.pipeline.runner import quiet_lightning
 
@@ -55,13 +57,24 @@ def main() -> None:
     args, overrides = parser.parse_known_args()
     if args.jobs < 1 or args.threads < 1:
         parser.error("--jobs and --threads must be at least 1")
-    prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
+    try:
+        prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
+        for config in (args.baseline, args.carv):  # fail here, not in the first worker
+            load_config(config, [*overrides, f"seed={args.seeds[0]}"], prompt=prompts[0] if prompts else None)
+    except (OSError, UserError) as error:
+        parser.error(str(error))
+    if not prompts:
+        parser.error(f"{args.prompts} holds no prompt")
     tasks = [(prompt, seed) for seed in args.seeds for prompt in prompts]
     summaries = []
     with ProcessPoolExecutor(max_workers=args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(one_comparison, p, s, args, overrides): (p, s) for p, s in tasks}
         for future in as_completed(futures):
-            summary = future.result()
+            try:
+                summary = future.result()
+            except UserError as error:  # a prompt the teacher or judge cannot take: stop the batch
+                pool.shutdown(cancel_futures=True)
+                parser.exit(2, f"compare_batch: {futures[future]}: {error}\n")
             summaries.append(summary)
             report = {"batch": summarise_batch(summaries), "comparisons": summaries}
             Path(args.out).parent.mkdir(parents=True, exist_ok=True)
