@@ -42,6 +42,10 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/text-to-3d-prompts.json")
     parser.add_argument("--figure", help="PNG of one turntable frame per run")
     args, overrides = parser.parse_known_args()
+    if args.figure and not (
+        Path(args.figure).suffix.lower() == ".png" and os.access(Path(args.figure).parent, os.W_OK)
+    ):
+        parser.error(f"--figure {args.figure}: give a .png path in an existing, writable folder")
     quiet_lightning()
     prompts = [line.strip() for line in Path(args.prompts).read_text().splitlines() if line.strip()]
     groups = {"training": prompts, "held_out": [caption(c, s) for c, s in HELD_OUT_PAIRS] if args.held_out else []}
