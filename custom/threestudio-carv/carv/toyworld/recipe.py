@@ -141,7 +141,7 @@ def _judge_stage(out, world, world_test, settings, generator, device):
     return accuracy
 
 
-def _training_views(world: WorldViews) -> tuple[torch.Tensor, torch.Tensor]:
+def training_views(world: WorldViews) -> tuple[torch.Tensor, torch.Tensor]:
     """(view index, colour index) of every training image: all views x colours, held-out pairs excluded."""
     allowed = torch.zeros(len(COLOUR_NAMES), len(SHAPE_NAMES), dtype=torch.bool)
     for c, s in training_pairs():
@@ -159,15 +159,19 @@ def _colour_subset(view: torch.Tensor, per_view: int, generator: torch.Generator
     return torch.sort(order[rank < per_view]).values
 
 
-def vae_batch(world: WorldViews, settings: RecipeSettings, generator: torch.Generator) -> torch.Tensor:
+def vae_batch(
+    world: WorldViews, allowed: tuple[torch.Tensor, torch.Tensor], settings: RecipeSettings, generator: torch.Generator
+) -> torch.Tensor:
     """A VAE training batch [B, 3, 64, 64]: random views, a share in any RGB colour, the rest in the world's colours.
+
+    ``allowed`` is (view index, colour index) of the training images, from ``training_views(world)``.
 
     Any colour (not just the six named ones) makes the VAE a faithful
     autoencoder of colour, so that its encoder cannot map an off-palette render
     to a palette colour's latent (that is how score distillation of "a red mug"
     once ended with a green mug whose latent decoded red).
     """
-    view, colour = _training_views(world)
+    view, colour = allowed
     pick = torch.randint(len(view), (settings.vae_batch,), generator=generator)
     palette = torch.tensor([COLOURS[name] for name in COLOUR_NAMES])
     rgb = torch.rand(settings.vae_batch, 3, generator=generator)
@@ -178,11 +182,12 @@ def vae_batch(world: WorldViews, settings: RecipeSettings, generator: torch.Gene
 def _vae_stage(work, world, settings, generator, sizes, device):
     vae = T.build_vae(sizes).to(device)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    allowed = training_views(world)
 
     def step(i):
         for group in optimizer.param_groups:
             group["lr"] = 1e-3 * min(1.0, (i + 1) / 50) * (0.1 + 0.9 * (1 - i / settings.vae_steps))
-        images = vae_batch(world, settings, generator).to(device)
+        images = vae_batch(world, allowed, settings, generator).to(device)
         inputs = T.corrupt(images, settings.vae_corrupt_share, settings.vae_max_noise, generator)
         loss = T.vae_loss(vae, images, settings.vae_kl_weight, generator, inputs=inputs)
         optimizer.zero_grad(set_to_none=True)
@@ -205,7 +210,7 @@ def _vae_stage(work, world, settings, generator, sizes, device):
 
 def _latent_stage(work, world, vae, settings, generator, device):
     def build():
-        view, colour = _training_views(world)
+        view, colour = training_views(world)
         keep = _colour_subset(view, settings.colours_per_view, generator)
         view, colour = view[keep], colour[keep]
         means, stds = [], []
