@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from pytorch_lightning.utilities import move_data_to_device
 
-from carv.accounting import CostModel, configuration_ecm
+from carv.accounting import CostMeter, CostModel, configuration_ecm
 from carv.autotune import AutoK
 from carv.stratified_variance import draw_timesteps, grid_components
 
@@ -28,23 +28,6 @@ class AutoKOptions:
     carv_auto_k_max: int = 64  # largest K
     carv_probe_renders: int = 4  # renders per probe (>= 3)
     carv_probe_draws: int = 4  # (t, eps) draws per probe render (even, >= 2)
-
-
-class ProbeClock:
-    """Seconds and counts of the probe's phases."""
-
-    def __init__(self):
-        self.seconds = {"render": 0.0, "teacher": 0.0, "backward": 0.0}
-        self.counts = {"render": 0, "teacher": 0, "backward": 0}
-
-    def add(self, phase: str, started: float, count: int) -> None:
-        self.seconds[phase] += time.perf_counter() - started
-        self.counts[phase] += count
-
-    def costs(self, renders_per_batch: int) -> tuple[float, float]:
-        """a = render + encode + a batch backward shared by its renders; b = one guided teacher evaluation."""
-        per = {phase: self.seconds[phase] / max(self.counts[phase], 1) for phase in self.seconds}
-        return per["render"] + per["backward"] / renders_per_batch, per["teacher"]
 
 
 class AutoKMixin:
@@ -71,20 +54,20 @@ class AutoKMixin:
         self.guidance.distillation.config.noise_samples_per_render = k
         self.log("train/auto_k", float(k))
 
-    def carv_probe_batch(self, clock: ProbeClock, k: int):
+    def carv_probe_batch(self, clock: CostMeter, k: int):
         """Per-draw parameter gradients [R_b, K, D] and timesteps [R_b, K] of one fresh training batch."""
         distillation = self.guidance.distillation
         batch = move_data_to_device(self.dataset.collate(None), self.device)
         started = time.perf_counter()
         latents = distillation.latents(self(batch)["comp_rgb"])
-        clock.add("render", started, latents.shape[0])
+        clock.add("render", time.perf_counter() - started, latents.shape[0])
         text = self.guidance.text_conditioning(
             self.prompt_utils, batch["elevation"], batch["azimuth"], batch["camera_distances"]
         )
         draws = draw_timesteps(distillation.sampler, latents.shape[0], k, distillation.config.timestep_stratified, None)
         started = time.perf_counter()
         result = distillation.direction(latents.detach(), text, draws=draws, keep_draws=True)
-        clock.add("teacher", started, latents.shape[0] * k)
+        clock.add("teacher", time.perf_counter() - started, latents.shape[0] * k)
         parameters = [p for p in self.parameters() if p.requires_grad]
         rows = []
         for r in range(latents.shape[0]):
@@ -94,7 +77,9 @@ class AutoKMixin:
                 grads = torch.autograd.grad(
                     latents[r : r + 1], parameters, result.draws[r, j : j + 1], retain_graph=True, allow_unused=True
                 )
-                clock.add("backward", started, 1)
+                # one draw's backward traverses the whole batch's graph: a training step's one backward,
+                # shared by the batch's renders, so it counts as latents.shape[0] render backwards
+                clock.add("backward", time.perf_counter() - started, latents.shape[0])
                 row.append(torch.cat([g.reshape(-1) for g in grads if g is not None]))
             rows.append(torch.stack(row))
         return torch.stack(rows).detach(), result.t.cpu(), latents.shape[0]
@@ -105,7 +90,7 @@ class AutoKMixin:
         k_training, k = distillation.config.noise_samples_per_render, self.cfg.carv_probe_draws
         self.prompt_utils = self.prompt_processor()
         distillation.config.noise_samples_per_render = k
-        clock, grids, timesteps = ProbeClock(), [], []
+        clock, grids, timesteps = CostMeter(), [], []
         while sum(g.shape[0] for g in grids) < self.cfg.carv_probe_renders:
             g, t, renders_per_batch = self.carv_probe_batch(clock, k)
             grids.append(g)
@@ -114,7 +99,7 @@ class AutoKMixin:
         g, t = torch.cat(grids), torch.cat(timesteps)
         components = grid_components(g, t, distillation.config.timestep_stratified)
         self.carv_auto.observe_components(components)
-        self.carv_auto.observe_costs(*clock.costs(renders_per_batch))
+        self.carv_auto.observe_costs(clock.a, clock.b)
         self.log_probe(components, renders_per_batch, k_training)
 
     def log_probe(self, components, renders: int, k: int) -> None:

@@ -8,7 +8,7 @@ within-render variance from (t, eps); variances are traces over parameters.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -39,6 +39,32 @@ class CostModel:
     def step_cost(self, renders: int, draws_per_render: int) -> float:
         """C(R, K)."""
         return renders * (self.a + draws_per_render * self.b)
+
+
+@dataclass
+class CostMeter:
+    """Measured seconds and counts of the phases behind a CostModel: render (+ encode) and the backward through
+    one render's graph, each counted per render, and the guided teacher evaluation, counted per draw."""
+
+    seconds: dict = field(default_factory=lambda: {"render": 0.0, "backward": 0.0, "teacher": 0.0})
+    counts: dict = field(default_factory=lambda: {"render": 0, "backward": 0, "teacher": 0})
+
+    def add(self, phase: str, seconds: float, count: int) -> None:
+        self.seconds[phase] += seconds
+        self.counts[phase] += count
+
+    def per(self, phase: str) -> float:
+        return self.seconds[phase] / max(self.counts[phase], 1)
+
+    @property
+    def a(self) -> float:
+        """Render + encode + one backward through both, per render."""
+        return self.per("render") + self.per("backward")
+
+    @property
+    def b(self) -> float:
+        """One guided teacher evaluation (all CFG passes), per draw."""
+        return self.per("teacher")
 
 
 def check_grid(g: torch.Tensor) -> torch.Tensor:

@@ -9,11 +9,12 @@ G_rk = J_r^T f_rk. a = render + encode + one backward (per render), b = one guid
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import torch
 from omegaconf import OmegaConf
 
+from ..accounting import CostMeter
 from ..pipeline.cameras import train_batch
 from ..pipeline.config import guidance_options, scheduled
 from ..pipeline.system import batch_slice
@@ -37,31 +38,6 @@ class Setting:
 
 SETTINGS = tuple(Setting(p, s) for p in PROPOSALS for s in (False, True))
 BASELINE = Setting("uniform", False)
-
-
-@dataclass
-class CostMeter:
-    """Seconds and counts of the phases: render (+ encode) per render, backward per draw, teacher per draw."""
-
-    seconds: dict = field(default_factory=lambda: {"render": 0.0, "backward": 0.0, "teacher": 0.0})
-    counts: dict = field(default_factory=lambda: {"render": 0, "backward": 0, "teacher": 0})
-
-    def add(self, phase: str, seconds: float, count: int) -> None:
-        self.seconds[phase] += seconds
-        self.counts[phase] += count
-
-    def per(self, phase: str) -> float:
-        return self.seconds[phase] / max(self.counts[phase], 1)
-
-    @property
-    def a(self) -> float:
-        """Render + encode + one backward through both, per render."""
-        return self.per("render") + self.per("backward")
-
-    @property
-    def b(self) -> float:
-        """One guided teacher evaluation (all CFG passes), per draw."""
-        return self.per("teacher")
 
 
 @dataclass
