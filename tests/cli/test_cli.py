@@ -1,7 +1,9 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from carv.cli import main
 
@@ -58,6 +60,17 @@ def test_unknown_words_list_the_known_ones_and_how_to_switch(toy_teacher, random
 def test_missing_teacher_folder(random_judge, tmp_path, capsys):
     argv = ["text-to-3d", "a red mug", *shrunken(tmp_path / "nowhere", random_judge, tmp_path)]
     assert_one_line_error(capsys, argv, "teacher folder", "nowhere", "does not exist")
+
+
+@pytest.mark.parametrize("weights", [None, {"x": 0}, {"features.0.0.weight": 0}])
+def test_judge_folder_without_a_judge(toy_teacher, random_judge, tmp_path, capsys, weights):
+    folder = tmp_path / "not_a_judge"
+    shutil.copytree(random_judge, folder)
+    (folder / "judge.pt").unlink()
+    if weights is not None:
+        torch.save({key: torch.zeros(value) for key, value in weights.items()}, folder / "judge.pt")
+    argv = ["text-to-3d", "a red mug", *shrunken(toy_teacher, folder, tmp_path)]
+    assert_one_line_error(capsys, argv, "holds no usable judge", "not_a_judge")
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,12 @@ def load_judge(config: DictConfig):
         )
     from ..toyworld.judge import Judge
 
-    return Judge.load(folder)
+    try:
+        return Judge.load(folder)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise UserError(
+            f"judge folder {folder} holds no usable judge ({error}); give evaluation.judge=FOLDER"
+        ) from None
 
 
 def judge_can_score(judge, prompt: str) -> str | None:

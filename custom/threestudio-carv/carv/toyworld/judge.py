@@ -92,10 +92,18 @@ class Judge:
             raise ValueError(f"judge in {folder} was trained on other classes: {classes}")
         model = ToyJudge(len(classes["shapes"]), len(classes["colours"]), len(classes["views"]))
         state = torch.load(os.path.join(folder, WEIGHTS_FILE), map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if unexpected or any(not key.startswith("angle_head.") for key in missing):
-            raise ValueError(f"{folder}/{WEIGHTS_FILE} is not a ToyJudge: missing {missing}, unexpected {unexpected}")
-        return cls(model)  # a judge saved without the training-only angle head still loads
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as error:  # a tensor of another shape
+            message = str(error).splitlines()[-1].strip()
+            raise ValueError(f"{folder}/{WEIGHTS_FILE} does not fit a ToyJudge: {message}") from None
+        missing = [key for key in missing if not key.startswith("angle_head.")]  # training-only head: may be absent
+        if missing or unexpected:
+            raise ValueError(
+                f"{folder}/{WEIGHTS_FILE} is not a ToyJudge: {len(missing)} weights missing, "
+                f"{len(unexpected)} unexpected (e.g. {(missing + unexpected)[0]!r})"
+            )
+        return cls(model)
 
     def save(self, folder: str, accuracy: dict | None = None) -> None:
         os.makedirs(folder, exist_ok=True)
