@@ -1,110 +1,82 @@
-"""`system.carv_auto_k` for the threestudio systems: K re-chosen every N steps from a small variance probe.
+"""`noise_samples_per_render: auto` for the threestudio systems: carv.autotune.AutoKController with a probe of
+threestudio's own renders.
 
-Before step s (every carv_auto_every_n_steps steps) the probe renders carv_probe_renders fresh cameras from the
-training dataset, draws carv_probe_draws (t, eps) per render from the guidance's own sampler and
-back-propagates each draw on its own; carv gives sigma_b^2 and sigma_w^2 (nested ANOVA, or collapsed strata
-for stratified draws) and the timed phases a and b; carv.autotune.AutoK sets K to the K* of the cost model.
-K of step s is a function of draws made before step s only, so each step stays unbiased. The guidance's
-noise_samples_per_render is the initial K.
+The option set is the CPU pipeline's (carv.autotune.AutoKOptions on system.guidance). Before step s, at multiples
+of auto_every_n_steps, the probe renders fresh cameras from the training dataset (batches until auto_probe_size
+renders), draws its (t, eps) per render by the training rule and back-propagates each draw on its own
+(carv.probe); the controller sets K to the K* of the cost model, with a and b from the phase clock of each step.
+K of step s is a function of draws made before step s only, so each step stays unbiased.
 """
-
-import time
-from dataclasses import dataclass
 
 import torch
 from pytorch_lightning.utilities import move_data_to_device
 
 from carv.accounting import CostMeter, CostModel, configuration_ecm
-from carv.autotune import AutoK
-from carv.stratified_variance import draw_timesteps, grid_components
+from carv.autotune import AutoKController, AutoKOptions, ProbeResult, auto_requested
+from carv.probe import per_draw_gradients, probe_directions
+from carv.stratified_variance import grid_components
 
 
-@dataclass
-class AutoKOptions:
-    """System options (flat, next to threestudio's own)."""
-
-    carv_auto_k: bool = False  # choose K online (the guidance's noise_samples_per_render is the initial K)
-    carv_auto_every_n_steps: int = 50  # steps between variance probes and K choices
-    carv_auto_k_max: int = 64  # largest K
-    carv_probe_renders: int = 4  # renders per probe (>= 3)
-    carv_probe_draws: int = 4  # (t, eps) draws per probe render (even, >= 2)
+def auto_k_options(guidance_cfg) -> AutoKOptions:
+    """The AutoKOptions of a carv guidance config."""
+    return AutoKOptions(**{name: getattr(guidance_cfg, name) for name in AutoKOptions.__dataclass_fields__})
 
 
 class AutoKMixin:
-    """Adds carv_auto_k to a threestudio system (put it before the system class in the bases)."""
+    """`auto` K for a threestudio system (put it before the system class in the bases)."""
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
-        self.carv_auto = None
-        if self.cfg.carv_auto_k:
-            if self.cfg.carv_probe_renders < 3 or self.cfg.carv_probe_draws < 2 or self.cfg.carv_probe_draws % 2:
-                raise ValueError("carv_auto_k needs carv_probe_renders >= 3 and an even carv_probe_draws >= 2")
-            k = self.guidance.distillation.config.noise_samples_per_render
-            k_max = self.cfg.carv_auto_k_max
-            self.carv_auto = AutoK(k_initial=min(k, k_max), k_max=k_max, every=self.cfg.carv_auto_every_n_steps)
+        self.carv_auto, self.carv_k = None, None
+        cfg = self.guidance.cfg
+        if auto_requested(cfg.noise_samples_per_render):
+            self.carv_auto = AutoKController(auto_k_options(cfg), cfg.timestep_strata)
 
     def on_train_batch_start(self, batch, batch_idx, unused=0):
         super().on_train_batch_start(batch, batch_idx, unused)
         if self.carv_auto is None:
             return
-        step = self.true_global_step
-        if step % self.carv_auto.every == 0:
-            self.carv_variance_probe()
-        k = self.carv_auto.k_for_step(step)
-        self.guidance.distillation.config.noise_samples_per_render = k
-        self.log("train/auto_k", float(k))
+        self.carv_k, probed = self.carv_auto.k_for_step(self.true_global_step, self.carv_variance_probe)
+        self.phase_clock.new_step()  # the probe's phases are not the step's
+        self.log("train/auto_k", float(self.carv_k))
+        if probed is not None:  # probe values on probe steps only
+            self.log_probe(probed.components, batch["elevation"].shape[0], self.carv_k)
 
-    def carv_probe_batch(self, clock: CostMeter, k: int):
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        super().on_train_batch_end(outputs, batch, batch_idx)
+        if self.carv_auto is not None:
+            self.carv_auto.observe_step(self.phase_clock.last, batch["elevation"].shape[0], self.carv_k)
+
+    def carv_probe_batch(self, meter: CostMeter, k: int):
         """Per-draw parameter gradients [R_b, K, D] and timesteps [R_b, K] of one fresh training batch."""
         distillation = self.guidance.distillation
         batch = move_data_to_device(self.dataset.collate(None), self.device)
-        started = time.perf_counter()
-        latents = distillation.latents(self(batch)["comp_rgb"])
-        clock.add("render", time.perf_counter() - started, latents.shape[0])
+        with meter.timed("render", batch["elevation"].shape[0]):
+            latents = distillation.latents(self(batch)["comp_rgb"])
         text = self.guidance.text_conditioning(
             self.prompt_utils, batch["elevation"], batch["azimuth"], batch["camera_distances"]
         )
-        draws = draw_timesteps(distillation.sampler, latents.shape[0], k, distillation.config.timestep_stratified, None)
-        started = time.perf_counter()
-        result = distillation.direction(latents.detach(), text, draws=draws, keep_draws=True)
-        clock.add("teacher", time.perf_counter() - started, latents.shape[0] * k)
+        result = probe_directions(distillation, latents, text, k, None, meter)
         parameters = [p for p in self.parameters() if p.requires_grad]
-        rows = []
-        for r in range(latents.shape[0]):
-            row = []
-            for j in range(k):
-                started = time.perf_counter()
-                grads = torch.autograd.grad(
-                    latents[r : r + 1], parameters, result.draws[r, j : j + 1], retain_graph=True, allow_unused=True
-                )
-                # one draw's backward traverses the whole batch's graph: a training step's one backward,
-                # shared by the batch's renders, so it counts as latents.shape[0] render backwards
-                clock.add("backward", time.perf_counter() - started, latents.shape[0])
-                row.append(torch.cat([g.reshape(-1) for g in grads if g is not None]))
-            rows.append(torch.stack(row))
-        return torch.stack(rows).detach(), result.t.cpu(), latents.shape[0]
+        rows = [latents[r : r + 1] for r in range(latents.shape[0])]
+        # one draw's backward traverses the whole batch's graph: it counts as latents.shape[0] render backwards
+        g = per_draw_gradients(rows, result.draws, parameters, meter, renders_per_backward=latents.shape[0])
+        return g, result.t.cpu()
 
-    def carv_variance_probe(self) -> None:
-        """Observe components and costs at the current parameters (the training K is restored after)."""
-        distillation = self.guidance.distillation
-        k_training, k = distillation.config.noise_samples_per_render, self.cfg.carv_probe_draws
+    def carv_variance_probe(self, renders: int, draws: int, step: int) -> ProbeResult:
+        """Components and costs at the current parameters, from batches of fresh renders."""
         self.prompt_utils = self.prompt_processor()
-        distillation.config.noise_samples_per_render = k
-        clock, grids, timesteps = CostMeter(), [], []
-        while sum(g.shape[0] for g in grids) < self.cfg.carv_probe_renders:
-            g, t, renders_per_batch = self.carv_probe_batch(clock, k)
+        meter, grids, timesteps = CostMeter(), [], []
+        while sum(g.shape[0] for g in grids) < renders:
+            g, t = self.carv_probe_batch(meter, draws)
             grids.append(g)
             timesteps.append(t)
-        distillation.config.noise_samples_per_render = k_training
-        g, t = torch.cat(grids), torch.cat(timesteps)
-        components = grid_components(g, t, distillation.config.timestep_stratified)
-        self.carv_auto.observe_components(components)
-        self.carv_auto.observe_costs(clock.a, clock.b)
-        self.log_probe(components, renders_per_batch, k_training)
+        stratified = self.guidance.distillation.sampler.stratified
+        return ProbeResult(grid_components(torch.cat(grids), torch.cat(timesteps), stratified), meter.a, meter.b)
 
     def log_probe(self, components, renders: int, k: int) -> None:
         """sigma_b^2, sigma_w^2, a, b, K* and the reuse ECM of the running (R, K) against threestudio's R=4, K=1."""
-        auto = self.carv_auto
+        auto = self.carv_auto.auto
         costs = CostModel(auto.a, auto.b)
         sigmas = (max(components.sigma_b2, 0.0), components.sigma_w2)
         values = {

@@ -17,6 +17,7 @@ from diffusers import DDIMScheduler, IFPipeline, StableDiffusionPipeline
 from threestudio.utils.base import BaseObject
 from threestudio.utils.misc import C, cleanup, parse_version
 
+from carv.autotune import AutoKOptions, auto_requested, check_auto_options
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
 from carv.teachers import teacher_from_modules
 
@@ -27,33 +28,24 @@ class CarvGuidance(BaseObject):
     """The shared body of the CARV guidances; subclasses only load their teacher."""
 
     @dataclass
-    class Config(BaseObject.Config):
+    class Config(BaseObject.Config, ScoreDistillationConfig, AutoKOptions):
+        """carv's guidance options (ScoreDistillationConfig, AutoKOptions: declared there once) with threestudio's
+        types and defaults where they differ, and threestudio's own loading options."""
+
         pretrained_model_name_or_path: str = "runwayml/stable-diffusion-v1-5"  # local folder or hub name
         enable_memory_efficient_attention: bool = False  # xformers on torch < 2 (torch 2 has it built in)
         enable_sequential_cpu_offload: bool = False  # diffusers' sequential CPU offload
         enable_attention_slicing: bool = False  # diffusers' attention slicing
         enable_channels_last_format: bool = False  # UNet in channels-last memory format
-        guidance_scale: float = 100.0  # CFG scale s in eps_text + s (eps_text - eps_uncond)
         grad_clip: Any | None = None  # C() schedule clamping the direction; BIASES the estimator
-        half_precision_weights: bool = True  # float16 teacher weights
+        half_precision_weights: bool = True  # float16 teacher weights (threestudio's default)
         min_step_percent: Any = 0.02  # C() schedule; min_step = int(T * min_step_percent)
         max_step_percent: Any = 0.98  # C() schedule; max_step = int(T * max_step_percent)
+        noise_samples_per_render: Any = 1  # K: (t, eps) draws per render, all on one encode; or "auto"
         sqrt_anneal: bool = False  # HiFA's deterministic t schedule; no longer an expectation over t
         trainer_max_steps: int = 25000  # length of the sqrt_anneal schedule
-        weighting_strategy: str = "sds"  # w(t): "sds", "uniform" or "fantasia3d"
         view_dependent_prompting: bool = True  # threestudio's front/side/back/overhead prompts
         max_items_eval: int = 4  # accepted for config compatibility; guidance_eval is not supported
-        noise_samples_per_render: int = 1  # K: (t, eps) draws per render, all on one encode
-        timestep_proposal: str = "uniform"  # q(t): uniform, sds, fantasia3d, gaussian, adaptive
-        timestep_stratified: bool = False  # stratified inverse-CDF draws of t (CARV sec. 2.3)
-        timestep_strata: int = 0  # strata per step; 0 = one per draw (R * K)
-        gaussian_peak: float = 0.5  # "gaussian" proposal centre, fraction of the schedule
-        gaussian_width: float = 0.2  # "gaussian" proposal width, fraction of the schedule
-        gaussian_floor: float = 0.05  # "gaussian" proposal: mixture weight of p, bounds the weights by 1/floor
-        adaptive_bins: int = 20  # "adaptive" proposal: timestep bins of running ||f||^2 means
-        adaptive_floor: float = 0.1  # "adaptive" proposal: mixture weight of p, keeps q > 0
-        adaptive_decay: float = 0.0  # "adaptive" proposal: forgetting factor of the running means
-        max_unet_batch: int = 0  # most UNet inputs per forward pass; 0 = all at once
         native_resolution: int = 512  # image side fed to the teacher (threestudio: 512); 0 = teacher's own
 
     cfg: Config
@@ -88,6 +80,9 @@ class CarvGuidance(BaseObject):
             max_step_percent=C(self.cfg.max_step_percent, 0, 0),
             grad_clip=None,
         )
+        if auto_requested(self.cfg.noise_samples_per_render):  # the system's AutoKController chooses K per step
+            check_auto_options(self.cfg, self.cfg.timestep_strata)
+            values["noise_samples_per_render"] = self.cfg.auto_k_initial
         return ScoreDistillationConfig(**values)
 
     min_step = property(lambda self: self.distillation.min_step, doc="current lowest timestep")
@@ -115,13 +110,15 @@ class CarvGuidance(BaseObject):
         guidance_eval: bool = False,
         carv_draws=None,
         carv_noise=None,
+        carv_k=None,
         **kwargs,
     ) -> dict:
-        """SDS loss and diagnostics of rgb [R, H, W, 3]; carv_draws / carv_noise fix (t, eps) (tests, probes)."""
+        """SDS loss and diagnostics of rgb [R, H, W, 3]; carv_k: K of this step (None: the config's);
+        carv_draws / carv_noise fix (t, eps) (tests, probes)."""
         if rgb_as_latents or guidance_eval:
             raise ValueError(f"{self.__class__.__name__} supports neither rgb_as_latents nor guidance_eval")
         text = self.text_conditioning(prompt_utils, elevation, azimuth, camera_distances)
-        return self.distillation(rgb, text, draws=carv_draws, noise=carv_noise)
+        return self.distillation(rgb, text, draws=carv_draws, noise=carv_noise, k=carv_k)
 
     def update_step(self, epoch: int, global_step: int, on_load_weights: bool = False) -> None:
         """threestudio's schedules: C() of grad_clip and of the step range, or HiFA's sqrt anneal."""

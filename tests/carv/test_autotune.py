@@ -55,3 +55,22 @@ def test_bad_observations():
         auto.observe_components(carv.VarianceComponents(float("nan"), 1.0, 0.0, 0.0, 2, 2))
     with pytest.raises(ValueError, match="before choosing K"):
         auto.k_star()
+
+
+@pytest.mark.parametrize("multiple", [1, 3, 4])
+def test_k_star_is_the_best_multiple_of_the_strata(multiple):
+    """With strata B per render, K is the multiple of B in [B, k_max] of least work-normalised variance (exact)."""
+    from carv.accounting import CostModel, work_normalised_variance
+
+    a, b, sigma_b2, sigma_w2 = 30.0, 1.0, 1.0, 2.0  # continuous K* = sqrt(60) = 7.75
+    auto = AutoK(k_initial=multiple, k_max=24, every=1, smoothing=0.0, k_multiple=multiple)
+    auto.observe_costs(a, b)
+    auto.observe_components(carv.VarianceComponents(sigma_b2, sigma_w2, math.nan, math.nan, 2, 2))
+    candidates = range(multiple, 25, multiple)
+    best = min(candidates, key=lambda k: work_normalised_variance(sigma_b2, sigma_w2, CostModel(a, b), k))
+    assert auto.k_star() == best and auto.k_for_step(0) % multiple == 0
+
+
+def test_k_multiple_must_fit_the_bounds():
+    with pytest.raises(ValueError, match="k_multiple"):
+        AutoK(k_initial=4, k_max=8, k_multiple=3)

@@ -4,10 +4,9 @@ import csv
 
 import pytest
 
-from carv.autotune import AutoK
+from carv.autotune import AutoKController, AutoKOptions, step_costs
 from carv.pipeline.errors import UserError
 from carv.pipeline.runner import text_to_3d
-from carv.variance.auto import AutoNoiseSamples, step_costs
 
 from ..pipeline.fixtures import assert_same_parameters, shrunken
 
@@ -24,7 +23,8 @@ def test_auto_sets_k_from_probes_within_its_bounds(toy_teacher, random_judge, tm
     )
     ks = logged(result.run_dir, "train/auto_k")
     assert len(ks) == 3 and all(1 <= k <= 12 and k == int(k) for k in ks)
-    assert result.metrics["noise_samples_per_render"] == "auto"
+    assert result.metrics["noise_samples_per_render"] == ks[-1]  # the K used, not the word "auto"
+    assert [row["k"] for row in result.metrics["auto_k"]] == ks
 
 
 def test_probe_draws_never_enter_a_step(toy_teacher, random_judge, tmp_path):
@@ -53,10 +53,57 @@ def test_step_costs_per_render_and_per_teacher_evaluation():
     assert step_costs(clock, renders=2, draws_per_render=4) == (2.0, 1.0)
     assert step_costs({"render": 1.0}, 1, 1) is None
     with pytest.raises(ValueError, match="auto_probe_size"):
-        AutoNoiseSamples(AutoK(), probe_size=2)
+        AutoKController(AutoKOptions(auto_probe_size=2))
 
 
 def test_bad_auto_bounds_are_a_config_error(toy_teacher, random_judge, tmp_path):
     overrides = [*shrunken(toy_teacher, random_judge, tmp_path), "system.guidance.auto_k_max=2"]
     with pytest.raises(UserError, match="auto_k_initial <= auto_k_max"):
         text_to_3d("a red mug", "cpu-carv-auto", overrides)
+
+
+def test_auto_with_strata_chooses_multiples_of_them_and_probes_with_its_own(toy_teacher, random_judge, tmp_path):
+    """timestep_strata=4 with a probe of 6 draws per render crashed ("6 draws cannot be split evenly over 4 strata")."""
+    overrides = [
+        *shrunken(toy_teacher, random_judge, tmp_path, steps=2),
+        "system.guidance.timestep_strata=4",
+        "system.guidance.auto_probe_size=5",
+        "system.guidance.auto_k_initial=4",
+        "system.guidance.auto_k_max=8",
+        "system.guidance.auto_every_n_steps=1",
+    ]
+    result = text_to_3d("a red mug", "cpu-carv-auto", overrides)
+    ks = logged(result.run_dir, "train/auto_k")
+    assert len(ks) == 2 and all(k in (4.0, 8.0) for k in ks)
+
+
+def test_auto_strata_that_no_k_in_the_bounds_fits_are_a_config_error(toy_teacher, random_judge, tmp_path):
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path), "system.guidance.timestep_strata=3"]
+    with pytest.raises(UserError, match="multiples of 3"):
+        text_to_3d("a red mug", "cpu-carv-auto", overrides)
+
+
+def test_the_probe_leaves_the_training_guidance_unchanged(toy_teacher, random_judge, tmp_path):
+    """The probe passes its K to each call: the training guidance's config is what it was, even if the probe fails."""
+    import copy
+
+    from carv.pipeline.config import load_config
+    from carv.pipeline.prompts import ViewDependentPrompts, prompt_encoder
+    from carv.pipeline.runner import build_guidance
+    from carv.pipeline.system import TextTo3DSystem
+    from carv.variance.probe import auto_k_probe
+
+    config = load_config("cpu-carv-auto", shrunken(toy_teacher, random_judge, tmp_path), prompt="a red mug")
+    system = TextTo3DSystem(config)
+    guidance, _ = build_guidance(config, "cpu", system.clock)
+    p = config.system.prompt_processor
+    prompts = ViewDependentPrompts(prompt_encoder(str(toy_teacher), p.prompt, "cpu"), p.prompt, p.negative_prompt)
+    system.attach(guidance, prompts)
+    before = copy.deepcopy(guidance.config)
+    result = auto_k_probe(system, 3, 6, step=0)
+    assert result.components.draws_per_render == 6 and result.b > 0
+    assert guidance.config == before
+    guidance.teacher.teacher.predict_noise = lambda *args: (_ for _ in ()).throw(RuntimeError("teacher down"))
+    with pytest.raises(RuntimeError, match="teacher down"):
+        auto_k_probe(system, 3, 4, step=1)
+    assert guidance.config == before

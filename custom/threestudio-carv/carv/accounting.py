@@ -8,6 +8,8 @@ within-render variance from (t, eps); variances are traces over parameters.
 from __future__ import annotations
 
 import math
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -52,6 +54,13 @@ class CostMeter:
     def add(self, phase: str, seconds: float, count: int) -> None:
         self.seconds[phase] += seconds
         self.counts[phase] += count
+
+    @contextmanager
+    def timed(self, phase: str, count: int):
+        """Add the seconds of the block to phase, counted count times."""
+        started = time.perf_counter()
+        yield
+        self.add(phase, time.perf_counter() - started, count)
 
     def per(self, phase: str) -> float:
         return self.seconds[phase] / max(self.counts[phase], 1)

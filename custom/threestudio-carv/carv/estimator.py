@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .timesteps import TimestepDraw, TimestepSampler, weighting_of_schedule
+from .timesteps import TimestepDraw, TimestepSampler, draw_timesteps, weighting_of_schedule
 
 EpsHat = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -66,6 +66,7 @@ def renoise_k(
     sampler: TimestepSampler,
     *,
     k: int,
+    strata: int | None = None,
     alphas_cumprod: torch.Tensor,
     weighting: str = "sds",
     max_batch: int = 0,
@@ -76,8 +77,8 @@ def renoise_k(
 ) -> RenoiseResult:
     """Render-once / re-noise-K estimate of the weighted SDS direction per render, [R, ...] (CARV sec. 2.1).
 
-    Draws R*K (t, weight) from `sampler` (one call, so stratification spans the
-    step) and eps ~ N(0, I) from `generator`, unless `draws` / `noise` are given.
+    Draws R*K (t, weight) from `sampler` by carv.timesteps.draw_timesteps (stratified: `strata` per render,
+    None = the sampler's) and eps ~ N(0, I) from `generator`, unless `draws` / `noise` are given.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k (noise samples per render) must be a positive integer, got {k!r}")
@@ -85,7 +86,7 @@ def renoise_k(
         raise ValueError(f"latents must be [R, ...] with R >= 1, got shape {tuple(latents.shape)}")
     r = latents.shape[0]
     if draws is None:
-        draws = sampler.sample(r * k, generator=generator)
+        draws = draw_timesteps(sampler, r, k, generator, strata)
     if noise is None:
         device = generator.device if generator is not None else latents.device
         noise = torch.randn((r, k) + tuple(latents.shape[1:]), generator=generator, device=device, dtype=latents.dtype)

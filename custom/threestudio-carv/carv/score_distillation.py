@@ -49,7 +49,7 @@ class ScoreDistillationConfig:
     noise_samples_per_render: int = 1  # K: (t, eps) draws per render
     timestep_proposal: str = "uniform"  # q(t): uniform, sds, fantasia3d, gaussian, adaptive
     timestep_stratified: bool = False  # stratified inverse-CDF draws (CARV sec. 2.3)
-    timestep_strata: int = 0  # strata per step; 0 = one per draw (R * K)
+    timestep_strata: int = 0  # strata per render; 0 = one per draw (K)
     gaussian_peak: float = 0.5  # "gaussian" proposal centre, fraction of the schedule
     gaussian_width: float = 0.2  # "gaussian" proposal width, fraction of the schedule
     gaussian_floor: float = 0.05  # "gaussian" proposal: mixture weight of p, bounds the weights by 1/floor
@@ -66,15 +66,20 @@ def in_chunks(function, *tensors: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat([function(*(x[i : i + size] for x in tensors)) for i in range(0, rows, size)], dim=0)
 
 
+def check_k(k) -> int:
+    """K (noise samples per render) must be a positive integer."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"noise_samples_per_render (K) must be a positive integer, got {k!r}")
+    return k
+
+
 def check_config(config: ScoreDistillationConfig) -> None:
     """Reject option values the guidance cannot run with (the sampler checks its own)."""
     if config.weighting_strategy not in WEIGHTING_STRATEGIES:
         raise ValueError(
             f"unknown weighting_strategy {config.weighting_strategy!r}; valid: {', '.join(WEIGHTING_STRATEGIES)}"
         )
-    k = config.noise_samples_per_render
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"noise_samples_per_render (K) must be a positive integer, got {k!r}")
+    check_k(config.noise_samples_per_render)
     if not math.isfinite(config.guidance_scale):
         raise ValueError(f"guidance_scale must be finite, got {config.guidance_scale}")
     if config.max_unet_batch < 0:
@@ -102,7 +107,8 @@ class ScoreDistillation:
     """SDS loss from R renders with K (t, eps) draws each; d loss / d latents = (mean_k rho w (eps_hat - eps)) / R.
 
     Unbiased for threestudio's SDS gradient E_{t ~ U[min, max], eps}[w(t)(eps_hat - eps)] whatever the
-    proposal, stratification and K (CARV sec. 2); grad_clip is the one biased option.
+    proposal, stratification and K (CARV sec. 2); grad_clip is the one biased option. K and the strata per
+    render are arguments of each call; the config holds only their defaults and is never written.
     """
 
     def __init__(self, teacher: Teacher, config: ScoreDistillationConfig | None = None):
@@ -190,14 +196,20 @@ class ScoreDistillation:
         draws: TimestepDraw | None = None,
         noise: torch.Tensor | None = None,
         keep_draws: bool = False,
+        k: int | None = None,
+        strata: int | None = None,
     ) -> RenoiseResult:
-        """The K-averaged weighted SDS direction per render (no grad), fed back to an adaptive proposal."""
+        """The K-averaged weighted SDS direction per render (no grad), fed back to an adaptive proposal.
+
+        k: draws per render (None: the config's K); strata: strata per render (None: the config's).
+        """
         text.check(latents.shape[0])
         result = renoise_k(
             latents,
             self.guided_noise(text),
             self.sampler,
-            k=self.config.noise_samples_per_render,
+            k=check_k(self.config.noise_samples_per_render if k is None else k),
+            strata=strata,
             alphas_cumprod=self.teacher.alphas_cumprod,
             weighting=self.config.weighting_strategy,
             generator=generator,
@@ -216,15 +228,18 @@ class ScoreDistillation:
         generator: torch.Generator | None = None,
         draws: TimestepDraw | None = None,
         noise: torch.Tensor | None = None,
+        k: int | None = None,
+        strata: int | None = None,
     ) -> dict:
         """loss_sds, grad_norm, min_step, max_step and scalar diagnostics for rgb [R, H, W, 3] in [0, 1].
 
-        draws (R*K) and noise [R, K, C, h, w] may be given to fix the randomness; never decodes.
+        k and strata as in direction(); draws (R*K) and noise [R, K, C, h, w] may be given to fix the
+        randomness; never decodes.
         """
         check_render(rgb)
         text.check(rgb.shape[0])
         latents = self.encode_checked(rgb, generator)
-        result = self.direction(latents, text, generator=generator, draws=draws, noise=noise)
+        result = self.direction(latents, text, generator=generator, draws=draws, noise=noise, k=k, strata=strata)
         grad = result.direction
         if self.grad_clip is not None:
             grad = grad.clamp(-self.grad_clip, self.grad_clip)

@@ -22,7 +22,6 @@ from .accounting import (
     variance_components,
     variance_of_means_without_each,
 )
-from .timesteps import TimestepDraw, TimestepSampler
 
 
 def check_strata_timesteps(g: torch.Tensor, t: torch.Tensor) -> None:
@@ -101,16 +100,6 @@ def repeated_variance(estimates: torch.Tensor) -> tuple[float, float]:
     m = estimates.shape[0]
     deviations = (estimates - estimates.mean(dim=0)).pow(2).sum(dim=1) * m / (m - 1)  # each unbiased for the trace
     return deviations.mean().item(), (deviations.std() / math.sqrt(m)).item()
-
-
-def draw_timesteps(
-    sampler: TimestepSampler, renders: int, k: int, stratified: bool, generator: torch.Generator | None
-) -> TimestepDraw:
-    """R*K draws (render-major): IID from the sampler, or K strata within each render (CARV sec. 2.3, B = K)."""
-    if not stratified:
-        return sampler.sample(renders * k, generator=generator)
-    parts = [sampler.sample(k, generator=generator) for _ in range(renders)]
-    return TimestepDraw(torch.cat([p.t for p in parts]), torch.cat([p.weight for p in parts]))
 
 
 def grid_components(g: torch.Tensor, t: torch.Tensor, stratified: bool) -> VarianceComponents:

@@ -302,17 +302,24 @@ class TimestepSampler:
             self._table_key = key
         return self._table
 
-    def uniforms(self, n: int, generator: torch.Generator | None) -> torch.Tensor:
+    def uniforms(self, n: int, generator: torch.Generator | None, strata: int | None = None) -> torch.Tensor:
+        """n uniforms: IID, or stratified over `strata` strata (None: the sampler's own; 0: one per draw)."""
         if self.stratified:
-            return stratified_uniforms(n, self.strata or n, generator=generator)
+            strata = self.strata if strata is None else strata
+            return stratified_uniforms(n, strata or n, generator=generator)
         return iid_uniforms(n, generator=generator)
 
-    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> TimestepDraw:
-        """n draws of (t, p(t)/q(t)); the pmf is computed once, so each weight matches the q that drew t."""
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, device=None, strata: int | None = None
+    ) -> TimestepDraw:
+        """n draws of (t, p(t)/q(t)); the pmf is computed once, so each weight matches the q that drew t.
+
+        strata overrides the sampler's strata for this call (stratified samplers only; 0 = one per draw).
+        """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         q, weight_of_index, cdf = self.weight_table()
-        index = inverse_cdf(q, self.uniforms(n, generator), cdf)
+        index = inverse_cdf(q, self.uniforms(n, generator, strata), cdf)
         weight = weight_of_index[index]
         t = index + self.min_step
         return TimestepDraw(t=t.to(device), weight=weight.to(device=device, dtype=torch.float32))
@@ -320,6 +327,25 @@ class TimestepSampler:
     def update(self, t: torch.Tensor, sq_norms: torch.Tensor) -> None:
         """Feed squared direction norms ||f||^2 of draws at t to the proposal (adaptive only)."""
         self.proposal.update(t, sq_norms)
+
+
+def draw_timesteps(
+    sampler: TimestepSampler,
+    renders: int,
+    k: int,
+    generator: torch.Generator | None = None,
+    strata: int | None = None,
+) -> TimestepDraw:
+    """The R*K draws of one step, render-major (CARV sec. 2.3): the one rule of training and of the probes.
+
+    IID samplers draw all R*K at once; stratified ones draw each render's K timesteps over their own strata
+    (`strata` per render, None: the sampler's, 0: one per draw), so renders stay independent given the past,
+    as the cost model Var = (sigma_b^2 + sigma_w^2 / K) / R assumes.
+    """
+    if not sampler.stratified:
+        return sampler.sample(renders * k, generator=generator)
+    parts = [sampler.sample(k, generator=generator, strata=strata) for _ in range(renders)]
+    return TimestepDraw(torch.cat([p.t for p in parts]), torch.cat([p.weight for p in parts]))
 
 
 def make_proposal(

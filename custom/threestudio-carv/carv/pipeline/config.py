@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from ..autotune import AutoKOptions, auto_requested, check_auto_options
 from ..score_distillation import ScoreDistillationConfig
 from .errors import UserError
 from .paths import CONFIG_DIR, register_resolvers
@@ -85,17 +86,13 @@ GuidanceConfig = dataclasses.make_dataclass(
         ("pretrained_model_name_or_path", str, field(default="${carv_load:toy-teacher}")),
         ("min_step_percent", Any, field(default=0.02)),  # a number or threestudio's [start_step, start, end, end_step]
         ("max_step_percent", Any, field(default=0.98)),  # likewise (annealed by global step)
-        # `auto` (carv.variance.auto, a callback added by the runner): K = K* of measured costs and components
+        # `auto` (carv.autotune.AutoKController, options AutoKOptions): K = K* of measured costs and components
         ("noise_samples_per_render", Any, field(default=1)),  # K: (t, eps) draws per render, or "auto"
-        ("auto_every_n_steps", int, field(default=50)),  # auto: steps between variance probes and K choices
-        ("auto_k_initial", int, field(default=4)),  # auto: K until the first choice
-        ("auto_k_max", int, field(default=64)),  # auto: largest K
-        ("auto_probe_size", int, field(default=4)),  # auto: renders and draws per render of each probe
     ],
-    bases=(ScoreDistillationConfig,),
+    bases=(ScoreDistillationConfig, AutoKOptions),
 )
-"""ScoreDistillationConfig's options plus the teacher folder (any local diffusers folder); the timestep range
-may be scheduled as in threestudio."""
+"""ScoreDistillationConfig's and AutoKOptions' options plus the teacher folder (any local diffusers folder); the
+timestep range may be scheduled as in threestudio."""
 
 
 def scheduled(value, step: int) -> float:
@@ -264,17 +261,17 @@ def check(config: DictConfig) -> None:
     ]
     g = config.system.guidance
     k = g.noise_samples_per_render
-    auto_ok = 1 <= g.auto_k_initial <= g.auto_k_max and g.auto_every_n_steps >= 1 and g.auto_probe_size >= 3
-    rules += [
+    rules.append(
         (
-            k == "auto" or (isinstance(k, int) and k >= 1),
+            auto_requested(k) or (isinstance(k, int) and k >= 1),
             "system.guidance.noise_samples_per_render must be >= 1 or auto",
-        ),
-        (
-            auto_ok,
-            "system.guidance: auto needs 1 <= auto_k_initial <= auto_k_max, auto_every_n_steps >= 1, auto_probe_size >= 3",
-        ),
-    ]
+        )
+    )
+    if auto_requested(k):
+        try:
+            check_auto_options(g, g.timestep_strata)
+        except ValueError as error:
+            rules.append((False, f"system.guidance: {error}"))
     for name in ("elevation_range", "azimuth_range", "camera_distance_range", "fovy_range"):
         values = config.data[name]
         rules.append((len(values) == 2 and values[0] <= values[1], f"data.{name} must be [low, high]"))
@@ -289,6 +286,14 @@ def guidance_options(config: DictConfig) -> ScoreDistillationConfig:
     options = {name: config.system.guidance[name] for name in names}
     for name in ("min_step_percent", "max_step_percent"):
         options[name] = scheduled(options[name], 0)
-    if options["noise_samples_per_render"] == "auto":
+    if auto_requested(options["noise_samples_per_render"]):
         options["noise_samples_per_render"] = config.system.guidance.auto_k_initial
     return ScoreDistillationConfig(**options)
+
+
+def auto_k_options(config: DictConfig) -> AutoKOptions | None:
+    """system.guidance's AutoKOptions when K is `auto`, else None."""
+    g = config.system.guidance
+    if not auto_requested(g.noise_samples_per_render):
+        return None
+    return AutoKOptions(**{f.name: g[f.name] for f in dataclasses.fields(AutoKOptions)})

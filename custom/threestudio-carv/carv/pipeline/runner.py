@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
+from ..autotune import AutoKController
 from .cameras import orbit
-from .config import DEFAULT_CONFIG, guidance_options, load_config
+from .config import DEFAULT_CONFIG, auto_k_options, guidance_options, load_config
 from .errors import UserError
 from .prompts import ViewDependentPrompts, prompt_encoder
 from .system import TextTo3DSystem
@@ -142,12 +143,6 @@ def check_inputs(config: DictConfig):
 
 def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.Trainer:
     callbacks = [TQDMProgressBar(refresh_rate=1)] if config.trainer.enable_progress_bar else []
-    if str(config.system.guidance.noise_samples_per_render) == "auto":  # K chosen online (carv.variance.auto)
-        from ..variance.auto import AutoNoiseSamples, auto_k_of
-
-        callbacks.append(
-            AutoNoiseSamples(auto_k_of(config.system.guidance), config.system.guidance.auto_probe_size, config.seed)
-        )
     if config.checkpoint.every_n_train_steps > 0:
         callbacks.append(
             ModelCheckpoint(run_dir / "ckpts", every_n_train_steps=config.checkpoint.every_n_train_steps, save_top_k=-1)
@@ -220,7 +215,9 @@ def text_to_3d(
     guidance, teacher_seconds = build_guidance(config, device, system.clock)
     p = config.system.prompt_processor
     prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
-    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None)
+    options = auto_k_options(config)
+    auto_k = None if options is None else AutoKController(options, config.system.guidance.timestep_strata)
+    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None, auto_k)
     trainer = make_trainer(config, run_dir, device)
     with warnings.catch_warnings():
         for pattern in QUIET_WARNINGS:
@@ -242,6 +239,13 @@ def text_to_3d(
     return RunResult(run_dir, metrics)
 
 
+def k_used(system: TextTo3DSystem) -> int:
+    """The K of the run's last step: the config's, or the one `auto` chose (never the word "auto")."""
+    if system.auto_k is None or not system.auto_k.history:
+        return system.guidance.config.noise_samples_per_render
+    return system.auto_k.history[-1]["k"]
+
+
 def run_metrics(system: TextTo3DSystem, config: DictConfig, fidelity: dict, files: dict) -> dict:
     g = config.system.guidance
     steps = system.global_step
@@ -251,7 +255,7 @@ def run_metrics(system: TextTo3DSystem, config: DictConfig, fidelity: dict, file
         "seed": config.seed,
         "steps": steps,
         "renders_per_step": config.data.batch_size,
-        "noise_samples_per_render": g.noise_samples_per_render,
+        "noise_samples_per_render": k_used(system),
         "timestep_proposal": g.timestep_proposal,
         "timestep_stratified": g.timestep_stratified,
         "device": str(device_of(config)),
@@ -262,6 +266,7 @@ def run_metrics(system: TextTo3DSystem, config: DictConfig, fidelity: dict, file
         "fidelity": fidelity,
         "fidelity_history": system.fidelity_history,
         "files": files,
+        **({"auto_k": system.auto_k.history} if system.auto_k is not None else {}),
     }
 
 

@@ -37,14 +37,24 @@ class TextTo3DSystem(pl.LightningModule):
         self.config = config
         self.field = VoxelGridField(config.system.geometry)
         self.automatic_optimization = False
-        self.guidance = self.prompts = self.judge = None
+        self.guidance = self.prompts = self.judge = self.auto_k = None
         self.clock = PhaseClock()
         self.train_seconds = 0.0
         self.fidelity_history: list[dict] = []
 
-    def attach(self, guidance=None, prompts=None, judge=None) -> None:
-        """The frozen parts: a ScoreDistillation over a TimedTeacher on self.clock, ViewDependentPrompts, a Judge."""
-        self.guidance, self.prompts, self.judge = guidance, prompts, judge
+    def attach(self, guidance=None, prompts=None, judge=None, auto_k=None) -> None:
+        """The frozen parts: a ScoreDistillation over a TimedTeacher on self.clock, ViewDependentPrompts, a Judge,
+        and for `noise_samples_per_render: auto` a carv.autotune.AutoKController."""
+        self.guidance, self.prompts, self.judge, self.auto_k = guidance, prompts, judge, auto_k
+
+    def noise_samples(self, step: int) -> int:
+        """K of this step: the config's, or the auto-K controller's after its probe (timed as training)."""
+        if self.auto_k is None:
+            return self.guidance.config.noise_samples_per_render
+        from ..variance.probe import auto_k_probe
+
+        k, _ = self.auto_k.k_for_step(step, lambda renders, draws, at: auto_k_probe(self, renders, draws, at))
+        return k
 
     def configure_optimizers(self):
         optimizer = self.config.system.optimizer
@@ -105,16 +115,17 @@ class TextTo3DSystem(pl.LightningModule):
 
     def training_step(self, batch, batch_idx):
         started = time.perf_counter()
-        self.clock.new_step()
         step, seed = self.global_step, self.config.seed
         self.update_guidance_schedule(step)
+        k = self.noise_samples(step)
+        self.clock.new_step()
         cameras = train_batch(self.config.data, step_generator(seed, step))
         generator = step_generator(seed, step, self.device)
         with self.clock.phase("render"):
             out = self.render(cameras, randomized=self.config.system.renderer.randomized, generator=generator)
         with self.clock.phase("guidance"):
             guidance_out = self.guidance(
-                out["rgb"], self.prompts.conditioning(cameras.view_classes), generator=generator
+                out["rgb"], self.prompts.conditioning(cameras.view_classes), generator=generator, k=k
             )
         losses = self.losses(out, guidance_out)
         loss = sum(losses.values())
@@ -125,7 +136,9 @@ class TextTo3DSystem(pl.LightningModule):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
         self.train_seconds += time.perf_counter() - started
-        self.log_step(loss, losses, guidance_out)
+        if self.auto_k is not None:
+            self.auto_k.observe_step(self.clock.last, len(cameras.cameras), k)
+        self.log_step(loss, losses, {**guidance_out, **({"auto_k": k} if self.auto_k is not None else {})})
 
     def log_step(self, loss: torch.Tensor, losses: dict, guidance_out: dict) -> None:
         scalars = {

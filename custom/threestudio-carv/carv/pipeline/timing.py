@@ -1,4 +1,5 @@
-"""Wall-clock per phase of a training step (CUDA work is waited for at each boundary)."""
+"""Wall-clock per phase of a training step (CUDA work is waited for at each boundary): the one phase clock of
+the CPU pipeline and the threestudio systems, and the teacher wrapper that times its encode and UNet calls."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class PhaseClock:
     def __init__(self, total: dict[str, float] | None = None):
         self.last: dict[str, float] = {}
         self.total: dict[str, float] = dict(total or {})
+        self._started: dict[str, float] = {}
 
     def add(self, phase: str, seconds: float) -> None:
         self.last[phase] = self.last.get(phase, 0.0) + seconds
@@ -27,15 +29,25 @@ class PhaseClock:
     def new_step(self) -> None:
         self.last = {}
 
+    def start(self, phase: str) -> None:
+        """Open a phase that stop() closes (for hooks that cannot hold a context, e.g. around a backward)."""
+        synchronize()
+        self._started[phase] = time.perf_counter()
+
+    def stop(self, phase: str) -> float:
+        """Close a phase opened by start(); its seconds are added to last and total and returned."""
+        synchronize()
+        seconds = time.perf_counter() - self._started.pop(phase)
+        self.add(phase, seconds)
+        return seconds
+
     @contextmanager
     def phase(self, phase: str):
-        synchronize()
-        started = time.perf_counter()
+        self.start(phase)
         try:
             yield
         finally:
-            synchronize()
-            self.add(phase, time.perf_counter() - started)
+            self.stop(phase)
 
 
 class TimedTeacher:

@@ -15,11 +15,13 @@ import torch
 from omegaconf import OmegaConf
 
 from ..accounting import CostMeter
+from ..autotune import ProbeResult
 from ..pipeline.cameras import train_batch
 from ..pipeline.config import guidance_options, scheduled
 from ..pipeline.system import batch_slice
+from ..probe import flat_gradient, per_draw_gradients, probe_directions
 from ..score_distillation import ScoreDistillation
-from ..stratified_variance import draw_timesteps
+from ..stratified_variance import grid_components
 
 PROPOSALS = ("uniform", "sds", "gaussian", "adaptive")
 
@@ -74,9 +76,7 @@ class Probe:
                 max_step_percent=scheduled(g.max_step_percent, self.step),
             )
             self.distillations[key] = ScoreDistillation(self.guidance.teacher, options)
-        distillation = self.distillations[key]
-        distillation.config.noise_samples_per_render = k
-        return distillation
+        return self.distillations[key]
 
     def render(self, renders: int, generator: torch.Generator, grad: bool = True):
         """Latents of R random training cameras, one [1, C, h, w] graph per render (a backward of one render
@@ -98,15 +98,9 @@ class Probe:
         return latents, self.prompts.conditioning(cameras.view_classes)
 
     def directions(self, setting, latents, text, k: int, generator, keep_draws: bool = True):
-        """RenoiseResult of K draws per render; stratified draws use K strata within each render."""
+        """RenoiseResult of K draws per render (the training rule; stratified: one stratum per draw)."""
         distillation = self.distillation(setting, k)
-        draws = draw_timesteps(distillation.sampler, len(latents), k, setting.stratified, generator)
-        started = time.perf_counter()
-        result = distillation.direction(
-            torch.cat(latents).detach(), text, generator=generator, draws=draws, keep_draws=keep_draws
-        )
-        self.meter.add("teacher", time.perf_counter() - started, len(latents) * k)
-        return result
+        return probe_directions(distillation, torch.cat(latents), text, k, generator, self.meter, keep_draws)
 
     def warm_up(self, setting: Setting, renders: int, k: int, batches: int, generator) -> None:
         """Feed the adaptive proposal with draws on other renders than the grid's (no-op for fixed proposals)."""
@@ -116,29 +110,11 @@ class Probe:
             latents, text = self.render(renders, generator, grad=False)
             self.directions(setting, latents, text, k, generator, keep_draws=False)
 
-    def backward(self, output: torch.Tensor, cotangent: torch.Tensor | None, timed: bool = True) -> torch.Tensor:
-        """J^T cotangent over all trainable parameters, flattened [D] (the graph is kept)."""
-        started = time.perf_counter()
-        grads = torch.autograd.grad(output, self.parameters, cotangent, retain_graph=True, allow_unused=True)
-        if timed:
-            self.meter.add("backward", time.perf_counter() - started, 1)
-        return torch.cat(
-            [
-                (g if g is not None else torch.zeros_like(p)).reshape(-1)
-                for g, p in zip(grads, self.parameters, strict=True)
-            ]
-        )
-
     def grid(self, setting: Setting, renders: int, k: int, generator: torch.Generator, progress=None) -> Grid:
         """Per-draw parameter gradients G_rk [R, K, D] of one setting on fresh renders."""
         latents, text = self.render(renders, generator)
         result = self.directions(setting, latents, text, k, generator)
-        rows = []
-        for r in range(renders):
-            rows.append(torch.stack([self.backward(latents[r], result.draws[r, j : j + 1]) for j in range(k)]))
-            if progress is not None:
-                progress.update(k)
-        g = torch.stack(rows).detach()
+        g = per_draw_gradients(latents, result.draws, self.parameters, self.meter, progress=progress)
         unweighted = g.pow(2).sum(dim=2) / result.weight.to(g).pow(2)
         return Grid(g, result.t.cpu(), result.weight.cpu(), result.sq_norm.cpu(), unweighted.cpu())
 
@@ -147,4 +123,17 @@ class Probe:
         latents, text = self.render(renders, generator)
         result = self.directions(setting, latents, text, k, generator, keep_draws=False)
         objective = sum((z * d).sum() for z, d in zip(latents, result.direction.unsqueeze(1), strict=True)) / renders
-        return self.backward(objective, None, timed=False).detach()
+        return flat_gradient(objective, self.parameters, None).detach()
+
+
+def auto_k_probe(system, renders: int, draws: int, step: int) -> ProbeResult:
+    """The probe of `noise_samples_per_render: auto` at step: the training guidance (adaptive state included) on
+    fresh renders, with its own generator, so no draw of it enters a step."""
+    config = system.config.system.guidance
+    setting = Setting(config.timestep_proposal, bool(config.timestep_stratified))
+    probe = Probe(system, system.guidance, system.prompts, step)
+    for key in ((setting, 0), (setting, draws)):
+        probe.distillations[key] = system.guidance
+    generator = torch.Generator().manual_seed(system.config.seed * 1_000_003 + step + 500_009)
+    grid = probe.grid(setting, renders, draws, generator)
+    return ProbeResult(grid_components(grid.g, grid.t, setting.stratified), probe.meter.a, probe.meter.b)
