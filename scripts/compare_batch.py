@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
+from carv.paths import PROJECT_ROOT
 from carv.pipeline.compare import compare, summarise_batch
 from carv.pipeline.config import load_config
 from carv.pipeline.errors import UserError
-from carv.pipeline.paths import PROJECT_ROOT
 from carv.pipeline.runner import quiet_lightning
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from carv.pipeline.paths import PROJECT_ROOT
+from carv.paths import PROJECT_ROOT
 from carv.pipeline.runner import quiet_lightning, text_to_3d
 from carv.toyworld.world import HELD_OUT_PAIRS, caption
 

@@ -2,12 +2,12 @@
 
 threestudio runs from its own root, so a relative teacher path in a config would point into
 threestudio's checkout; configs name shipped data as ${carv_load:toy-teacher} instead. The rule
-(and $CARV_LOAD_DIR to override it) is the CPU pipeline's: carv.pipeline.paths.
+(and $CARV_LOAD_DIR to override it) is the CPU pipeline's: carv.paths.
 """
 
 from omegaconf import OmegaConf
 
-from carv.pipeline.paths import carv_load
+from carv.paths import carv_load
 
 
 def register_resolvers() -> None:

@@ -1,9 +1,9 @@
 import pytest
 from omegaconf import OmegaConf
 
+from carv.paths import PROJECT_ROOT
 from carv.pipeline.config import load_config
 from carv.pipeline.errors import UserError
-from carv.pipeline.paths import PROJECT_ROOT
 
 
 def test_baseline_is_carv_with_threestudio_sampling():

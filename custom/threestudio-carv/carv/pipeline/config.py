@@ -15,9 +15,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..autotune import AutoKOptions, auto_requested, check_auto_options
+from ..paths import CONFIG_DIR, register_resolvers
 from ..score_distillation import ScoreDistillationConfig
 from .errors import UserError
-from .paths import CONFIG_DIR, register_resolvers
 
 DEFAULT_CONFIG = "cpu-carv"
 DENSITY_ACTIVATIONS = ("softplus", "exp")

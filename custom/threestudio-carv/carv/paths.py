@@ -8,8 +8,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 LOAD_DIR_VARIABLE = "CARV_LOAD_DIR"
-PROJECT_ROOT = Path(__file__).resolve().parents[4]
-"""The repository: custom/threestudio-carv/carv/pipeline/paths.py is four folders below it."""
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+"""The repository: custom/threestudio-carv/carv/paths.py is three folders below it."""
 CONFIG_DIR = PROJECT_ROOT / "configs"
 
 
