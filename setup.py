@@ -1,8 +1,23 @@
 """threestudio-carv: compute-aware variance reduction for diffusion-teacher gradients."""
 
+from pathlib import Path
+
 from setuptools import find_packages, setup
 
 PACKAGE_ROOT = "custom/threestudio-carv"
+SHIPPED = ("configs", "load")
+DATA_FOLDER = "share/threestudio-carv"  # carv.paths.installed_root() looks here in an installed wheel
+
+
+def shipped_data_files() -> list[tuple[str, list[str]]]:
+    """configs/ and load/ (every file, folders kept) as data files under <prefix>/share/threestudio-carv/."""
+    files: dict[str, list[str]] = {}
+    for top in SHIPPED:
+        for path in sorted(Path(top).rglob("*")):
+            if path.is_file():
+                files.setdefault(f"{DATA_FOLDER}/{path.parent.as_posix()}", []).append(path.as_posix())
+    return sorted(files.items())
+
 
 setup(
     name="threestudio-carv",
@@ -17,6 +32,7 @@ setup(
     package_dir={"": PACKAGE_ROOT},
     packages=find_packages(PACKAGE_ROOT),
     include_package_data=True,
+    data_files=shipped_data_files(),
     install_requires=[
         "torch>=2.1",
         "numpy",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from carv.paths import PROJECT_ROOT
+from carv.paths import load_dir
 from carv.pipeline.compare import compare, summarise_batch
 from carv.pipeline.config import load_config
 from carv.pipeline.errors import UserError
@@ -44,7 +44,7 @@ def one_comparison(prompt: str, seed: int, args: argparse.Namespace, overrides: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", default=str(PROJECT_ROOT / "load" / "prompts.txt"))
+    parser.add_argument("--prompts", default=str(load_dir() / "prompts.txt"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--seconds", type=float, default=240.0)
     parser.add_argument("--threshold", type=float, default=0.8)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from carv.paths import PROJECT_ROOT
+from carv.paths import load_dir
 from carv.pipeline.runner import quiet_lightning, text_to_3d
 from carv.toyworld.world import HELD_OUT_PAIRS, caption
 
@@ -35,7 +35,7 @@ def frames_figure(rows: list[dict], path: str, frame: int = 10, size: int = 160)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", default=str(PROJECT_ROOT / "load" / "prompts.txt"))
+    parser.add_argument("--prompts", default=str(load_dir() / "prompts.txt"))
     parser.add_argument("--held-out", action="store_true", help="also the colour-object pairs the teacher never saw")
     parser.add_argument("--threshold", type=float, default=0.8)
     parser.add_argument("--config", default="cpu-carv")

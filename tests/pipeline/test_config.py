@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import pytest
 from omegaconf import OmegaConf
 
-from carv.paths import PROJECT_ROOT
 from carv.pipeline.config import load_config
 from carv.pipeline.errors import UserError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_baseline_is_carv_with_threestudio_sampling():

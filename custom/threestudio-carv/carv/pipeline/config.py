@@ -15,7 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..autotune import AutoKOptions, auto_requested, check_auto_options
-from ..paths import CONFIG_DIR, register_resolvers
+from ..paths import carv_load, config_dir
 from ..score_distillation import ScoreDistillationConfig
 from .errors import UserError
 
@@ -185,15 +185,26 @@ class RunConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
+def register_resolvers() -> None:
+    """${carv_load:NAME} (carv.paths), as in the threestudio configs."""
+    if not OmegaConf.has_resolver("carv_load"):
+        register = getattr(OmegaConf, "register_resolver", None) or OmegaConf.register_new_resolver
+        register("carv_load", carv_load)
+
+
 def config_file(name_or_path: str) -> Path:
     """A YAML path, or the name of one in configs/ (with or without .yaml)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    named = CONFIG_DIR / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
+    try:
+        folder = config_dir()
+    except FileNotFoundError as error:
+        raise UserError(f"config {name_or_path!r} is not a file, and {error}") from None
+    named = folder / (name_or_path if name_or_path.endswith(".yaml") else f"{name_or_path}.yaml")
     if named.is_file():
         return named
-    known = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("cpu-*.yaml")))
+    known = ", ".join(sorted(p.stem for p in folder.glob("cpu-*.yaml")))
     raise UserError(f"config {name_or_path!r} is neither a file nor one of configs/: {known}")
 
 
