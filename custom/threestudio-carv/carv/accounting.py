@@ -126,14 +126,17 @@ def variance_of_means_without_each(render_means: torch.Tensor) -> torch.Tensor:
     return (squares_without - (r - 1) * mean_without.pow(2).sum(dim=1)) / (r - 2)
 
 
+def jackknife_spread(without: torch.Tensor) -> torch.Tensor:
+    """Jackknife standard error of each column of leave-one-out estimates [R, m]: sqrt((R-1)/R sum (x - mean)^2)."""
+    r = without.shape[0]
+    return ((r - 1) / r * (without - without.mean(dim=0)).pow(2).sum(dim=0)).sqrt()
+
+
 def jackknife_se(g: torch.Tensor) -> tuple[float, float]:
     """Leave-one-render-out jackknife standard errors of (sigma_b^2, sigma_w^2); NaN below 3 renders."""
-    r = g.shape[0]
-    if r < 3:
+    if g.shape[0] < 3:
         return math.nan, math.nan
-    leave_one_out = leave_one_render_out_estimates(g)
-    spread = (leave_one_out - leave_one_out.mean(dim=0)).pow(2).sum(dim=0)
-    se = ((r - 1) / r * spread).sqrt()
+    se = jackknife_spread(leave_one_render_out_estimates(g))
     return se[0].item(), se[1].item()
 
 

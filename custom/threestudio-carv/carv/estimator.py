@@ -41,13 +41,11 @@ def add_noise(
     return abar.sqrt().view(shape) * latents + (1.0 - abar).sqrt().view(shape) * noise
 
 
-def batched_eps_hat(
-    eps_hat: EpsHat, z_t: torch.Tensor, t: torch.Tensor, index: torch.Tensor, max_batch: int
-) -> torch.Tensor:
-    """Evaluate eps_hat over rows in chunks of at most max_batch rows (0 = all at once)."""
-    size = max_batch if max_batch > 0 else z_t.shape[0]
-    chunks = [eps_hat(z_t[i : i + size], t[i : i + size], index[i : i + size]) for i in range(0, z_t.shape[0], size)]
-    return torch.cat(chunks, dim=0)
+def in_chunks(function, *tensors: torch.Tensor, size: int) -> torch.Tensor:
+    """function over row chunks of at most size rows of all tensors (0 = one call), concatenated."""
+    rows = tensors[0].shape[0]
+    size = size if size > 0 else rows
+    return torch.cat([function(*(x[i : i + size] for x in tensors)) for i in range(0, rows, size)], dim=0)
 
 
 def check_draws(draws: TimestepDraw, noise: torch.Tensor, latents: torch.Tensor, k: int) -> None:
@@ -97,7 +95,7 @@ def renoise_k(
     repeated = latents.detach().repeat_interleave(k, dim=0)
     index = torch.arange(r, device=latents.device).repeat_interleave(k)
     z_t = add_noise(repeated, noise, t, alphas_cumprod)
-    predicted = batched_eps_hat(eps_hat, z_t, t, index, max_batch)
+    predicted = in_chunks(eps_hat, z_t, t, index, size=max_batch)
     if predicted.shape != z_t.shape:
         raise ValueError(f"eps_hat returned shape {tuple(predicted.shape)} for inputs of shape {tuple(z_t.shape)}")
     if not torch.isfinite(predicted).all():

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .conditioning import TextConditioning, classifier_free_guidance, perp_neg_guidance, pick
-from .estimator import RenoiseResult, renoise_k
+from .estimator import RenoiseResult, in_chunks, renoise_k
 from .timesteps import WEIGHTING_STRATEGIES, TimestepDraw, effective_sample_size, make_timestep_sampler
 
 
@@ -57,13 +57,6 @@ class ScoreDistillationConfig:
     adaptive_floor: float = 0.1  # "adaptive" proposal: mixture weight of p, keeps q > 0
     adaptive_decay: float = 0.0  # "adaptive" proposal: forgetting factor of the running means
     max_unet_batch: int = 0  # most UNet inputs per forward pass; 0 = all 2RK (4RK Perp-Neg) at once
-
-
-def in_chunks(function, *tensors: torch.Tensor, size: int) -> torch.Tensor:
-    """function over row chunks of at most size rows (0 = one call), concatenated."""
-    rows = tensors[0].shape[0]
-    size = size if size > 0 else rows
-    return torch.cat([function(*(x[i : i + size] for x in tensors)) for i in range(0, rows, size)], dim=0)
 
 
 def check_k(k) -> int:

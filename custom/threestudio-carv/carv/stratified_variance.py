@@ -18,6 +18,7 @@ import torch
 from .accounting import (
     VarianceComponents,
     check_grid,
+    jackknife_spread,
     leave_one_render_out_estimates,
     variance_components,
     variance_of_means_without_each,
@@ -51,12 +52,6 @@ def stratified_estimates(g: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor
     within_without = (within.sum() - within) / (r - 1)
     without = torch.stack([variance_of_means_without_each(render_means) - within_without, k * within_without], 1)
     return full, without
-
-
-def jackknife_spread(without: torch.Tensor) -> torch.Tensor:
-    """Jackknife standard error of each column of leave-one-out estimates [R, m]."""
-    r = without.shape[0]
-    return ((r - 1) / r * (without - without.mean(dim=0)).pow(2).sum(dim=0)).sqrt()
 
 
 def stratified_variance_components(g: torch.Tensor, t: torch.Tensor) -> VarianceComponents:

@@ -30,6 +30,8 @@ PROPOSAL_PARAMETERS = (
 SD_BETA_START = 0.00085
 SD_BETA_END = 0.012
 SD_NUM_TRAIN_TIMESTEPS = 1000
+SD_BETA_SCHEDULE = "scaled_linear"
+"""Stable Diffusion's training noise schedule: the one copy (the diffusers schedulers built here use it too)."""
 
 
 def stable_diffusion_alphas_cumprod(

@@ -22,6 +22,7 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from ..toyworld.teacher import make_scheduler
 from ..toyworld.tokenizer import write_clip_tokenizer
 
 TEXT_WIDTH = 16
@@ -101,16 +102,8 @@ def write_tokenizer(folder: Path) -> CLIPTokenizer:
 
 
 def stable_diffusion_scheduler() -> DDIMScheduler:
-    """DDIM with Stable Diffusion's training schedule: scaled_linear betas 0.00085..0.012 over 1000 steps."""
-    return DDIMScheduler(
-        num_train_timesteps=1000,
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        clip_sample=False,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
+    """DDIM with Stable Diffusion's training schedule (the toy teacher's scheduler config)."""
+    return make_scheduler()
 
 
 def seeded(seed: int, build):

@@ -16,14 +16,15 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from ..timesteps import SD_BETA_END, SD_BETA_SCHEDULE, SD_BETA_START, SD_NUM_TRAIN_TIMESTEPS
 from .tokenizer import write_clip_tokenizer
 from .world import VOCABULARY
 
 SCHEDULER_CONFIG = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": SD_NUM_TRAIN_TIMESTEPS,
+    "beta_start": SD_BETA_START,
+    "beta_end": SD_BETA_END,
+    "beta_schedule": SD_BETA_SCHEDULE,
     "clip_sample": False,
     "set_alpha_to_one": False,
     "steps_offset": 1,
