@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from carv.guidance_benchmark import benchmark_teacher, format_table
-from carv.teachers import load_teacher
+from carv.benchmarks.guidance import benchmark_teacher, format_table
+from carv.diffusion.teacher import load_teacher
 from carv.testing.architectures import mid_size_sd_teacher, sd21_base_teacher
 from carv.testing.teachers import build_tiny_sd_teacher
 

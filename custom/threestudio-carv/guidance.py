@@ -18,8 +18,8 @@ from threestudio.utils.base import BaseObject
 from threestudio.utils.misc import C, cleanup, parse_version
 
 from carv.autotune import AutoKOptions, auto_requested, check_auto_options
+from carv.diffusion.teacher import teacher_from_modules
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
-from carv.teachers import teacher_from_modules
 
 from .registration import register_once
 

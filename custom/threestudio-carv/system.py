@@ -12,7 +12,7 @@ from threestudio.systems.dreamfusion import DreamFusion
 from threestudio.systems.magic3d import Magic3D
 from threestudio.utils.base import Updateable
 
-from carv.pipeline.timing import PhaseClock, TimedTeacher
+from carv.timing import PhaseClock, TimedTeacher
 
 from .auto_k import AutoKMixin
 from .registration import register_once

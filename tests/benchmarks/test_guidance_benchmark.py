@@ -1,11 +1,11 @@
-"""carv.guidance_benchmark on the tiny teacher: every figure is present and positive (no timing assertions)."""
+"""carv.benchmarks.guidance on the tiny teacher: every figure is present and positive (no timing assertions)."""
 
 import math
 
 import torch
 
-from carv.guidance_benchmark import RenderStandIn, benchmark_teacher, format_table
-from carv.teachers import load_teacher
+from carv.benchmarks.guidance import RenderStandIn, benchmark_teacher, format_table
+from carv.diffusion.teacher import load_teacher
 from carv.testing.teachers import build_tiny_sd_teacher
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from carv.teachers import PromptEncoder, load_teacher
+from carv.diffusion.teacher import PromptEncoder, load_teacher
 from carv.testing.teachers import build_tiny_if_teacher, build_tiny_sd_teacher
 
 

@@ -7,8 +7,8 @@ import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
 import carv
+from carv.diffusion.teacher import load_teacher
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
-from carv.teachers import load_teacher
 
 from .helpers import AnalyticTeacher, random_render, reference_direction, reference_latents, seeded
 

@@ -1,4 +1,4 @@
-"""carv.teachers: loading through from_pretrained, native resolution, half precision, clear errors for bad folders."""
+"""carv.diffusion.teacher: loading through from_pretrained, native resolution, half precision, clear errors for bad folders."""
 
 import shutil
 import subprocess
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import carv
-from carv.teachers import PromptEncoder, load_teacher, teacher_from_modules
+from carv.diffusion.teacher import PromptEncoder, load_teacher, teacher_from_modules
 
 
 def test_latent_teacher_from_its_folder(teacher_folders):
@@ -75,7 +75,7 @@ def test_prompt_encoder_names_a_missing_tokenizer(teacher_folders, tmp_path):
 
 
 def test_guidance_core_imports_no_framework():
-    code = "import sys, carv.score_distillation, carv.conditioning, carv.guidance_benchmark\n"
+    code = "import sys, carv.score_distillation, carv.conditioning, carv.benchmarks.guidance\n"
     code += (
         "loaded = [m for m in ('diffusers', 'transformers', 'threestudio', 'pytorch_lightning') if m in sys.modules]\n"
     )

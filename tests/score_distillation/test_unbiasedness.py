@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import carv
+from carv.diffusion.teacher import load_teacher
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
-from carv.teachers import load_teacher
 
 from ..carv.stats import two_sided_z
 from .helpers import AnalyticTeacher, seeded

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import carv
+from carv.pipeline.probe import BASELINE, SETTINGS, Grid, Setting
 from carv.variance.analysis import VarianceModel, fit, summarise
-from carv.variance.probe import BASELINE, SETTINGS, Grid, Setting
 
 from ..carv.test_accounting import planted_grid
 

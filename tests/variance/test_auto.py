@@ -88,10 +88,10 @@ def test_the_probe_leaves_the_training_guidance_unchanged(toy_teacher, random_ju
     import copy
 
     from carv.pipeline.config import load_config
+    from carv.pipeline.probe import auto_k_probe
     from carv.pipeline.prompts import ViewDependentPrompts, prompt_encoder
     from carv.pipeline.runner import build_guidance
     from carv.pipeline.system import TextTo3DSystem
-    from carv.variance.probe import auto_k_probe
 
     config = load_config("cpu-carv-auto", shrunken(toy_teacher, random_judge, tmp_path), prompt="a red mug")
     system = TextTo3DSystem(config)

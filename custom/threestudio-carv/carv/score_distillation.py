@@ -1,6 +1,6 @@
 """CARV score distillation on a diffusion teacher: render once, encode once, re-noise K times (CARV sec. 2).
 
-Pure PyTorch; the teacher is duck-typed (see `Teacher`; carv.teachers builds
+Pure PyTorch; the teacher is duck-typed (see `Teacher`; carv.diffusion.teacher builds
 one from a diffusers folder). threestudio's guidance and the CPU pipeline wrap
 `ScoreDistillation`. With K = 1 and the uniform proposal it is threestudio's
 SDS update: the same (t, eps) give the same gradient.
@@ -21,7 +21,7 @@ from .timesteps import WEIGHTING_STRATEGIES, TimestepDraw, effective_sample_size
 
 
 class Teacher(Protocol):
-    """What the guidance needs from a teacher (carv.teachers.DiffusionTeacher implements it)."""
+    """What the guidance needs from a teacher (carv.diffusion.teacher.DiffusionTeacher implements it)."""
 
     alphas_cumprod: torch.Tensor  # float32 [T]
     native_resolution: int  # image side in pixels

@@ -62,8 +62,8 @@ class ViewDependentPrompts:
 
 
 def prompt_encoder(teacher_folder: str | Path, prompt: str, device: torch.device | str = "cpu"):
-    """carv.teachers.PromptEncoder of the folder, after checking the prompt's words against its tokenizer."""
-    from ..teachers import PromptEncoder
+    """carv.diffusion.teacher.PromptEncoder of the folder, after checking the prompt's words against its tokenizer."""
+    from ..diffusion.teacher import PromptEncoder
 
     encoder = PromptEncoder(teacher_folder, device)
     check_vocabulary(prompt, encoder.tokenizer, str(teacher_folder))

@@ -22,12 +22,12 @@ from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
 from pytorch_lightning.loggers import CSVLogger
 
 from ..autotune import AutoKController
+from ..timing import TimedTeacher
 from .cameras import orbit
 from .config import DEFAULT_CONFIG, auto_k_options, guidance_options, load_config
 from .errors import UserError
 from .prompts import ViewDependentPrompts, prompt_encoder
 from .system import TextTo3DSystem
-from .timing import TimedTeacher
 from .video import to_uint8, write_frames, write_videos
 
 QUIET_WARNINGS = (".*does not have many workers.*", ".*resuming from a checkpoint that ended before the epoch.*")
@@ -106,8 +106,8 @@ def judge_can_score(judge, prompt: str) -> str | None:
 
 def build_guidance(config: DictConfig, device: torch.device, clock):
     """ScoreDistillation over the teacher folder (timed), and the seconds the teacher took to load."""
+    from ..diffusion.teacher import load_teacher
     from ..score_distillation import ScoreDistillation
-    from ..teachers import load_teacher
 
     folder = config.system.guidance.pretrained_model_name_or_path
     started = time.perf_counter()

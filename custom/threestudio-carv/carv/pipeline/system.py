@@ -14,12 +14,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from ..render.volume import render_rays
+from ..timing import PhaseClock
 from ..toyworld.cameras import Cameras
 from ..toyworld.render import light_directions
 from .cameras import CameraBatch, orbit, train_batch
 from .config import scheduled
 from .field import VoxelGridField
-from .timing import PhaseClock
 
 RENDER_CHUNK_RAYS = 16384
 
@@ -51,7 +51,7 @@ class TextTo3DSystem(pl.LightningModule):
         """K of this step: the config's, or the auto-K controller's after its probe (timed as training)."""
         if self.auto_k is None:
             return self.guidance.config.noise_samples_per_render
-        from ..variance.probe import auto_k_probe
+        from .probe import auto_k_probe
 
         k, _ = self.auto_k.k_for_step(step, lambda renders, draws, at: auto_k_probe(self, renders, draws, at))
         return k

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
-from ..teachers import DiffusionTeacher, teacher_from_modules
+from ..diffusion.teacher import DiffusionTeacher, teacher_from_modules
 from ..timesteps import stable_diffusion_alphas_cumprod
 
 DOWN_BLOCKS = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")

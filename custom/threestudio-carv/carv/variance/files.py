@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 
 from ..accounting import CostModel
+from ..pipeline.probe import Probe
 from .plots import norms_by_t, plot_frontier, plot_norms
-from .probe import Probe
 
 
 def write_csv(rows: list[dict], path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import matplotlib
 import torch
 
+from ..pipeline.probe import BASELINE
 from .analysis import VarianceModel, frontier
-from .probe import BASELINE
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)

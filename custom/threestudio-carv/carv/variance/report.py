@@ -19,14 +19,14 @@ from tqdm.auto import tqdm
 from ..accounting import CostModel
 from ..pipeline.config import load_config, parse_overrides, scheduled
 from ..pipeline.errors import UserError
+from ..pipeline.probe import BASELINE, SETTINGS, Probe, Setting
 from ..pipeline.prompts import ViewDependentPrompts, prompt_encoder
 from ..pipeline.runner import build_guidance, device_of, new_folder
 from ..pipeline.system import TextTo3DSystem
-from ..pipeline.timing import PhaseClock
 from ..stratified_variance import repeated_variance
+from ..timing import PhaseClock
 from .analysis import VarianceModel, fit, summarise
 from .files import measured_ecm, write_checkpoint_files
-from .probe import BASELINE, SETTINGS, Probe, Setting
 
 Z99 = 2.5758  # two-sided 99% normal quantile
 

@@ -16,12 +16,12 @@ from omegaconf import OmegaConf
 
 from ..accounting import CostMeter
 from ..autotune import ProbeResult
-from ..pipeline.cameras import train_batch
-from ..pipeline.config import guidance_options, scheduled
-from ..pipeline.system import batch_slice
 from ..probe import flat_gradient, per_draw_gradients, probe_directions
 from ..score_distillation import ScoreDistillation
 from ..stratified_variance import grid_components
+from .cameras import train_batch
+from .config import guidance_options, scheduled
+from .system import batch_slice
 
 PROPOSALS = ("uniform", "sds", "gaussian", "adaptive")
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from .score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
+from ..score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
 
 
 class RenderStandIn(torch.nn.Module):

@@ -1,0 +1,1 @@
+"""Benchmarks of the guidance (timings as ratios from one run; the scripts/bench_*.py entry points call them)."""
