@@ -5,7 +5,7 @@ import torch
 
 import carv
 from carv.pipeline.probe import BASELINE, SETTINGS, Grid, Setting
-from carv.variance.analysis import VarianceModel, fit, summarise
+from carv.variance_model import VarianceModel, fit, summarise
 
 from ..carv.test_accounting import planted_grid
 

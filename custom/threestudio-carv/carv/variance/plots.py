@@ -8,7 +8,7 @@ import matplotlib
 import torch
 
 from ..pipeline.probe import BASELINE
-from .analysis import VarianceModel, frontier
+from ..variance_model import VarianceModel, frontier
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)

@@ -25,7 +25,7 @@ from ..pipeline.runner import build_guidance, device_of, new_folder
 from ..pipeline.system import TextTo3DSystem
 from ..stratified_variance import repeated_variance
 from ..timing import PhaseClock
-from .analysis import VarianceModel, fit, summarise
+from ..variance_model import VarianceModel, fit, summarise
 from .files import measured_ecm, write_checkpoint_files
 
 Z99 = 2.5758  # two-sided 99% normal quantile

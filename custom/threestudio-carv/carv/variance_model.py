@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import math
 
-from ..accounting import CostModel, VarianceComponents, equal_cost_configurations, optimal_k, reuse_limit
-from ..accounting import predicted_variance as model_variance
-from ..pipeline.probe import BASELINE, Grid, Setting
-from ..stratified_variance import grid_components, pooled_between_render_variance
+from .accounting import CostModel, VarianceComponents, equal_cost_configurations, optimal_k, reuse_limit
+from .accounting import predicted_variance as model_variance
+from .pipeline.probe import BASELINE, Grid, Setting
+from .stratified_variance import grid_components, pooled_between_render_variance
 
 K_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 
