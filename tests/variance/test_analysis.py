@@ -4,8 +4,7 @@ import pytest
 import torch
 
 import carv
-from carv.pipeline.probe import BASELINE, SETTINGS, Grid, Setting
-from carv.variance_model import VarianceModel, fit, summarise
+from carv.variance_model import BASELINE, SETTINGS, Grid, Setting, VarianceModel, fit, summarise
 
 from ..carv.test_accounting import planted_grid
 

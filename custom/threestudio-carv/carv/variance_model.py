@@ -9,11 +9,43 @@ larger K where more strata only help), and at K = 1 their IID components (one st
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+
+import torch
 
 from .accounting import CostModel, VarianceComponents, equal_cost_configurations, optimal_k, reuse_limit
 from .accounting import predicted_variance as model_variance
-from .pipeline.probe import BASELINE, Grid, Setting
 from .stratified_variance import grid_components, pooled_between_render_variance
+
+PROPOSALS = ("uniform", "sds", "gaussian", "adaptive")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A timestep proposal with IID or per-render stratified draws (K strata per render)."""
+
+    proposal: str
+    stratified: bool
+
+    @property
+    def name(self) -> str:
+        return self.proposal + ("+strat" if self.stratified else "")
+
+
+SETTINGS = tuple(Setting(p, s) for p in PROPOSALS for s in (False, True))
+BASELINE = Setting("uniform", False)
+
+
+@dataclass
+class Grid:
+    """Per-draw results of one setting: g [R, K, D] (float32), t [R, K], weights, latent and parameter norms."""
+
+    g: torch.Tensor
+    t: torch.Tensor
+    weight: torch.Tensor
+    latent_sq_norm: torch.Tensor  # ||w (eps_hat - eps)||^2, before the importance weight
+    parameter_sq_norm: torch.Tensor  # ||J^T w (eps_hat - eps)||^2, before the importance weight
+
 
 K_VALUES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 

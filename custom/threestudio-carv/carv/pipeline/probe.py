@@ -9,7 +9,7 @@ G_rk = J_r^T f_rk. a = render + encode + one backward (per render), b = one guid
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import torch
 from omegaconf import OmegaConf
@@ -19,38 +19,10 @@ from ..autotune import ProbeResult
 from ..probe import flat_gradient, per_draw_gradients, probe_directions
 from ..score_distillation import ScoreDistillation
 from ..stratified_variance import grid_components
+from ..variance_model import Grid, Setting
 from .cameras import train_batch
 from .config import guidance_options, scheduled
 from .system import batch_slice
-
-PROPOSALS = ("uniform", "sds", "gaussian", "adaptive")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A timestep proposal with IID or per-render stratified draws (K strata per render)."""
-
-    proposal: str
-    stratified: bool
-
-    @property
-    def name(self) -> str:
-        return self.proposal + ("+strat" if self.stratified else "")
-
-
-SETTINGS = tuple(Setting(p, s) for p in PROPOSALS for s in (False, True))
-BASELINE = Setting("uniform", False)
-
-
-@dataclass
-class Grid:
-    """Per-draw results of one setting: g [R, K, D] (float32), t [R, K], weights, latent and parameter norms."""
-
-    g: torch.Tensor
-    t: torch.Tensor
-    weight: torch.Tensor
-    latent_sq_norm: torch.Tensor  # ||w (eps_hat - eps)||^2, before the importance weight
-    parameter_sq_norm: torch.Tensor  # ||J^T w (eps_hat - eps)||^2, before the importance weight
 
 
 class Probe:

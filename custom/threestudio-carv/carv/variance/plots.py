@@ -7,8 +7,7 @@ from pathlib import Path
 import matplotlib
 import torch
 
-from ..pipeline.probe import BASELINE
-from ..variance_model import VarianceModel, frontier
+from ..variance_model import BASELINE, VarianceModel, frontier
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)

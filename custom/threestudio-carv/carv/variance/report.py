@@ -19,13 +19,13 @@ from tqdm.auto import tqdm
 from ..accounting import CostModel
 from ..pipeline.config import load_config, parse_overrides, scheduled
 from ..pipeline.errors import UserError
-from ..pipeline.probe import BASELINE, SETTINGS, Probe, Setting
+from ..pipeline.probe import Probe
 from ..pipeline.prompts import ViewDependentPrompts, prompt_encoder
 from ..pipeline.runner import build_guidance, device_of, new_folder
 from ..pipeline.system import TextTo3DSystem
 from ..stratified_variance import repeated_variance
 from ..timing import PhaseClock
-from ..variance_model import VarianceModel, fit, summarise
+from ..variance_model import BASELINE, SETTINGS, Setting, VarianceModel, fit, summarise
 from .files import measured_ecm, write_checkpoint_files
 
 Z99 = 2.5758  # two-sided 99% normal quantile
