@@ -74,3 +74,30 @@ def test_k_star_is_the_best_multiple_of_the_strata(multiple):
 def test_k_multiple_must_fit_the_bounds():
     with pytest.raises(ValueError, match="k_multiple"):
         AutoK(k_initial=4, k_max=8, k_multiple=3)
+
+
+def planted_probe(a: float, b: float, sigma_b2: float, sigma_w2: float, calls: list):
+    """A probe returning components of a planted grid and the costs (a, b), recording its calls."""
+    from carv.autotune import ProbeResult
+
+    components = carv.variance_components(planted_grid(4000, 4, 6, sigma_b2, sigma_w2, seed=3))
+
+    def probe(renders, draws, step):
+        calls.append((renders, draws, step))
+        return ProbeResult(components, a, b)
+
+    return probe
+
+
+def test_controller_probes_before_its_steps_and_picks_the_planted_k_star():
+    from carv.autotune import AutoKController, AutoKOptions
+
+    calls = []
+    probe = planted_probe(16.0, 1.0, 1.0, 4.0, calls)  # K* = sqrt(16 * 4 / 1) = 8
+    controller = AutoKController(AutoKOptions(auto_every_n_steps=3, auto_k_initial=2, auto_k_max=64, auto_probe_size=3))
+    ks = [controller.k_for_step(step, probe)[0] for step in range(4)]
+    assert ks == [8, 8, 8, 8] and calls == [(3, 4, 0), (3, 4, 3)]  # 3 renders x 4 (even) draws, at steps 0 and 3
+    controller.observe_step({"render": 64.0, "teacher": 8.0}, renders=1, k=8)  # a = 64, b = 1 from the step's clock
+    assert (controller.auto.a, controller.auto.b) == (40.0, 1.0)  # running averages (smoothing 0.5)
+    auto = controller.auto  # the planted grid's estimates of (1, 4), observed twice
+    assert controller.k_for_step(6, probe)[0] == carv.optimal_k(40.0, 1.0, auto.sigma_b2, auto.sigma_w2) > 8

@@ -107,3 +107,22 @@ def test_the_probe_leaves_the_training_guidance_unchanged(toy_teacher, random_ju
     with pytest.raises(RuntimeError, match="teacher down"):
         auto_k_probe(system, 3, 4, step=1)
     assert guidance.config == before
+
+
+def test_auto_in_the_pipeline_sets_the_k_star_of_a_planted_probe(toy_teacher, random_judge, tmp_path, monkeypatch):
+    """The system's probe replaced by a planted problem (a = 16, b = 1, sigma_b^2 = 1, sigma_w^2 = 4): K* = 8."""
+    import carv
+    import carv.pipeline.probe
+    from carv.autotune import ProbeResult
+
+    from ..carv.test_accounting import planted_grid
+
+    planted = ProbeResult(carv.variance_components(planted_grid(4000, 4, 6, 1.0, 4.0, seed=3)), 16.0, 1.0)
+    monkeypatch.setattr(carv.pipeline.probe, "auto_k_probe", lambda system, renders, draws, step: planted)
+    overrides = [
+        *shrunken(toy_teacher, random_judge, tmp_path, steps=1),
+        "system.guidance.auto_k_initial=2",
+        "system.guidance.auto_every_n_steps=1",
+    ]
+    result = text_to_3d("a red mug", "cpu-carv-auto", overrides)
+    assert logged(result.run_dir, "train/auto_k") == [8.0] and result.metrics["noise_samples_per_render"] == 8
