@@ -9,42 +9,17 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 
+from ..diffusion.builders import kl_vae, unet
 from ..diffusion.teacher import DiffusionTeacher, teacher_from_modules
 from ..timesteps import stable_diffusion_alphas_cumprod
 
-DOWN_BLOCKS = ("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D")
-UP_BLOCKS = ("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D")
+ATTENTION = (True, True, True, False)  # SD: cross-attention at every level but the deepest
 
 
 def sd_unet(widths: tuple[int, ...], heads: tuple[int, ...], text_width: int, sample_size: int, layers: int):
     """SD 2.x's UNet layout (linear projections, heads per level) at the given widths."""
-    return UNet2DConditionModel(
-        sample_size=sample_size,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=DOWN_BLOCKS,
-        up_block_types=UP_BLOCKS,
-        block_out_channels=widths,
-        layers_per_block=layers,
-        attention_head_dim=heads,
-        cross_attention_dim=text_width,
-        use_linear_projection=True,
-    )
-
-
-def sd_vae(widths: tuple[int, ...], layers: int, image_size: int) -> AutoencoderKL:
-    """SD's KL autoencoder layout: 4 latent channels, downsampling 2 ** (len(widths) - 1)."""
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * len(widths),
-        up_block_types=("UpDecoderBlock2D",) * len(widths),
-        block_out_channels=widths,
-        layers_per_block=layers,
-        latent_channels=4,
-        sample_size=image_size,
-        scaling_factor=0.18215,
-    )
+    options = dict(sample_size=sample_size, text_width=text_width, heads=heads, layers=layers)
+    return unet(widths, attention=ATTENTION, linear_projection=True, **options)
 
 
 def random_teacher(build, *, seed: int, device, dtype) -> DiffusionTeacher:
@@ -61,12 +36,14 @@ def random_teacher(build, *, seed: int, device, dtype) -> DiffusionTeacher:
 
 def mid_size_sd_modules() -> tuple[UNet2DConditionModel, AutoencoderKL]:
     """SD's architecture at widths (64, 128, 256, 256), 32x32 latents, text width 256; VAE (32, 64, 128, 128)."""
-    return sd_unet((64, 128, 256, 256), (2, 4, 8, 8), 256, 32, 1), sd_vae((32, 64, 128, 128), 1, 256)
+    return sd_unet((64, 128, 256, 256), (2, 4, 8, 8), 256, 32, 1), kl_vae((32, 64, 128, 128), image_size=256)
 
 
 def sd21_base_modules() -> tuple[UNet2DConditionModel, AutoencoderKL]:
     """The Stable Diffusion 2.1-base architecture: 865.9M-parameter UNet (text width 1024), 83.7M-parameter VAE."""
-    return sd_unet((320, 640, 1280, 1280), (5, 10, 20, 20), 1024, 64, 2), sd_vae((128, 256, 512, 512), 2, 512)
+    return sd_unet((320, 640, 1280, 1280), (5, 10, 20, 20), 1024, 64, 2), kl_vae(
+        (128, 256, 512, 512), image_size=512, layers=2
+    )
 
 
 def mid_size_sd_teacher(*, seed: int = 0, device="cpu", dtype=torch.float32) -> DiffusionTeacher:

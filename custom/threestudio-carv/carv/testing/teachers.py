@@ -14,15 +14,14 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
-    DDIMScheduler,
     DDPMScheduler,
     IFPipeline,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
-from ..toyworld.teacher import make_scheduler
+from ..diffusion.builders import clip_text_encoder, kl_vae, sd_scheduler, unet
 from ..toyworld.tokenizer import write_clip_tokenizer
 
 TEXT_WIDTH = 16
@@ -46,64 +45,28 @@ FIXTURE_WORDS = (
 )
 
 
-def unet_config(*, sample_size: int, channels: int, out_channels: int, widths: tuple[int, ...]) -> dict:
-    """A small UNet2DConditionModel config: cross-attention down/up blocks at every level but the last."""
-    levels = len(widths)
-    return dict(
-        sample_size=sample_size,
-        in_channels=channels,
-        out_channels=out_channels,
-        block_out_channels=widths,
-        down_block_types=("CrossAttnDownBlock2D",) * (levels - 1) + ("DownBlock2D",),
-        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (levels - 1),
-        layers_per_block=1,
-        norm_num_groups=min(4, widths[0]),
-        cross_attention_dim=TEXT_WIDTH,
-        attention_head_dim=2,
-    )
+def tiny_unet(*, sample_size: int, channels: int, out_channels: int, widths: tuple[int, ...]) -> UNet2DConditionModel:
+    """A small UNet: cross-attention down/up blocks at every level but the last."""
+    attention = (True,) * (len(widths) - 1) + (False,)
+    shape = dict(sample_size=sample_size, in_channels=channels, out_channels=out_channels, groups=min(4, widths[0]))
+    return unet(widths, attention=attention, text_width=TEXT_WIDTH, heads=2, **shape)
 
 
 def tiny_vae(widths: tuple[int, ...], image_size: int) -> AutoencoderKL:
     """A 4-latent-channel AutoencoderKL with downsampling factor 2 ** (len(widths) - 1)."""
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * len(widths),
-        up_block_types=("UpDecoderBlock2D",) * len(widths),
-        block_out_channels=widths,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=min(4, widths[0]),
-        sample_size=image_size,
-    )
+    return kl_vae(widths, image_size=image_size, groups=min(4, widths[0]))
 
 
 def tiny_text_encoder(tokenizer: CLIPTokenizer) -> CLIPTextModel:
     """A one-layer CLIP text encoder of width TEXT_WIDTH over the tokenizer's vocabulary."""
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        hidden_size=TEXT_WIDTH,
-        intermediate_size=2 * TEXT_WIDTH,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        max_position_embeddings=MAX_TOKENS,
-        projection_dim=TEXT_WIDTH,
-    )
-    return CLIPTextModel(config)
+    width = dict(width=TEXT_WIDTH, intermediate=2 * TEXT_WIDTH, projection_dim=TEXT_WIDTH)
+    return clip_text_encoder(tokenizer, layers=1, heads=2, max_tokens=MAX_TOKENS, **width)
 
 
 def write_tokenizer(folder: Path) -> CLIPTokenizer:
     """Write the fixture's word-level CLIP tokenizer into folder and load it back."""
     write_clip_tokenizer(str(folder), FIXTURE_WORDS, model_max_length=MAX_TOKENS)
     return CLIPTokenizer.from_pretrained(folder)
-
-
-def stable_diffusion_scheduler() -> DDIMScheduler:
-    """DDIM with Stable Diffusion's training schedule (the toy teacher's scheduler config)."""
-    return make_scheduler()
 
 
 def seeded(seed: int, build):
@@ -131,7 +94,7 @@ def build_tiny_sd_teacher(
     unet, vae, text_encoder = seeded(
         seed,
         lambda: (
-            UNet2DConditionModel(**unet_config(sample_size=sample_size, channels=4, out_channels=4, widths=widths)),
+            tiny_unet(sample_size=sample_size, channels=4, out_channels=4, widths=widths),
             tiny_vae(vae_widths, image_size),
             tiny_text_encoder(tokenizer),
         ),
@@ -141,7 +104,7 @@ def build_tiny_sd_teacher(
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         unet=unet,
-        scheduler=stable_diffusion_scheduler(),
+        scheduler=sd_scheduler(),
         safety_checker=None,
         feature_extractor=None,
         requires_safety_checker=False,
@@ -162,7 +125,7 @@ def build_tiny_if_teacher(
     unet, text_encoder = seeded(
         seed,
         lambda: (
-            UNet2DConditionModel(**unet_config(sample_size=sample_size, channels=3, out_channels=6, widths=widths)),
+            tiny_unet(sample_size=sample_size, channels=3, out_channels=6, widths=widths),
             tiny_text_encoder(tokenizer),
         ),
     )

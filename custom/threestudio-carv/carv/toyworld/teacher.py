@@ -14,22 +14,12 @@ from dataclasses import dataclass
 
 import torch
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTokenizer
 
-from ..timesteps import SD_BETA_END, SD_BETA_SCHEDULE, SD_BETA_START, SD_NUM_TRAIN_TIMESTEPS
+from ..diffusion.builders import clip_text_encoder, kl_vae, sd_scheduler, unet
 from .tokenizer import write_clip_tokenizer
 from .world import VOCABULARY
 
-SCHEDULER_CONFIG = {
-    "num_train_timesteps": SD_NUM_TRAIN_TIMESTEPS,
-    "beta_start": SD_BETA_START,
-    "beta_end": SD_BETA_END,
-    "beta_schedule": SD_BETA_SCHEDULE,
-    "clip_sample": False,
-    "set_alpha_to_one": False,
-    "steps_offset": 1,
-    "prediction_type": "epsilon",
-}
 MAX_TOKENS = 16
 OBJECT_WEIGHT = 10.0
 
@@ -53,49 +43,18 @@ def build_tokenizer(folder: str) -> CLIPTokenizer:
 
 def build_vae(sizes: TeacherSizes) -> AutoencoderKL:
     """AutoencoderKL mapping [N, 3, 64, 64] in [-1, 1] to [N, 4, 16, 16] latents."""
-    n = len(sizes.vae_channels)
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * n,
-        up_block_types=("UpDecoderBlock2D",) * n,
-        block_out_channels=sizes.vae_channels,
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=sizes.groups,
-        sample_size=64,
-    )
+    return kl_vae(sizes.vae_channels, image_size=64, groups=sizes.groups)
 
 
 def build_unet(sizes: TeacherSizes) -> UNet2DConditionModel:
     """UNet2DConditionModel on [N, 4, 16, 16] latents with cross-attention to the text encoder."""
-    return UNet2DConditionModel(
-        sample_size=16,
-        in_channels=4,
-        out_channels=4,
-        layers_per_block=1,
-        block_out_channels=sizes.unet_channels,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=sizes.text_width,
-        attention_head_dim=8,
-        norm_num_groups=sizes.groups,
-    )
+    options = dict(sample_size=16, text_width=sizes.text_width, heads=8, groups=sizes.groups)
+    return unet(sizes.unet_channels, attention=(False, True, True), **options)
 
 
 def build_text_encoder(tokenizer: CLIPTokenizer, sizes: TeacherSizes) -> CLIPTextModel:
-    config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=sizes.text_width,
-        intermediate_size=4 * sizes.text_width,
-        num_hidden_layers=sizes.text_layers,
-        num_attention_heads=4,
-        max_position_embeddings=MAX_TOKENS,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return CLIPTextModel(config)
+    width = dict(width=sizes.text_width, intermediate=4 * sizes.text_width)
+    return clip_text_encoder(tokenizer, layers=sizes.text_layers, heads=4, max_tokens=MAX_TOKENS, **width)
 
 
 def tokenize(tokenizer: CLIPTokenizer, prompts: list[str]) -> torch.Tensor:
@@ -105,7 +64,8 @@ def tokenize(tokenizer: CLIPTokenizer, prompts: list[str]) -> torch.Tensor:
 
 
 def make_scheduler() -> DDIMScheduler:
-    return DDIMScheduler(**SCHEDULER_CONFIG)
+    """The teacher's scheduler: DDIM on Stable Diffusion's schedule."""
+    return sd_scheduler()
 
 
 def vae_loss(
