@@ -35,19 +35,28 @@ def write_videos(frames: np.ndarray, stem: Path) -> tuple[Path, Path]:
     return mp4, gif
 
 
-def labelled(frame: np.ndarray, label: str, size: int) -> Image.Image:
-    """The frame scaled to size x size under a white strip with the label."""
-    canvas = Image.new("RGB", (size, size + LABEL_HEIGHT), "white")
-    canvas.paste(Image.fromarray(frame).resize((size, size), Image.BILINEAR), (0, LABEL_HEIGHT))
-    ImageDraw.Draw(canvas).text((4, 4), label, fill="black")
-    return canvas
+def labelled(frame: np.ndarray, label: str, size: int | None = None, bar: int = LABEL_HEIGHT) -> np.ndarray:
+    """The frame (scaled to size x size, or as it is when size is None) under a white bar of bar pixels with label."""
+    image = Image.fromarray(frame)
+    if size is not None:
+        image = image.resize((size, size), Image.BILINEAR)
+    canvas = Image.new("RGB", (image.width, image.height + bar), "white")
+    canvas.paste(image, (0, bar))
+    ImageDraw.Draw(canvas).text((bar // 5, bar // 5), label, fill="black")
+    return np.asarray(canvas)
 
 
-def side_by_side(videos: dict[str, np.ndarray], size: int = 256) -> np.ndarray:
-    """Frames [N, size + label, size * len(videos), 3]: each labelled video beside the next, frame by frame."""
+def side_by_side(videos: dict[str, list[np.ndarray]], size: int | None = 256, bar: int = LABEL_HEIGHT) -> np.ndarray:
+    """Frames [N, H, W, 3] uint8: each video labelled (see labelled) beside the next, frame by frame, cut to the
+    shortest video; panels of different heights are padded with white at the bottom to the tallest.
+
+    The one labelling of the pipeline's compare video and of scripts/turntable.py's side-by-side.
+    """
     n = min(len(frames) for frames in videos.values())
     out = []
     for i in range(n):
-        panels = [np.asarray(labelled(frames[i], label, size)) for label, frames in videos.items()]
-        out.append(np.concatenate(panels, axis=1))
+        panels = [labelled(frames[i], label, size, bar) for label, frames in videos.items()]
+        height = max(p.shape[0] for p in panels)
+        padded = [np.pad(p, ((0, height - p.shape[0]), (0, 0), (0, 0)), constant_values=255) for p in panels]
+        out.append(np.concatenate(padded, axis=1))
     return np.stack(out)
