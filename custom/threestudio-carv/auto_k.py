@@ -29,7 +29,7 @@ class AutoKMixin:
         super().on_fit_start()
         self.carv_auto, self.carv_k = None, None
         cfg = self.guidance.cfg
-        if auto_requested(cfg.noise_samples_per_render):
+        if auto_requested(getattr(cfg, "noise_samples_per_render", 1)):
             self.carv_auto = AutoKController(auto_k_options(cfg), cfg.timestep_strata)
 
     def on_train_batch_start(self, batch, batch_idx, unused=0):

@@ -42,8 +42,9 @@ class PhaseTimingMixin:
     def on_fit_start(self) -> None:
         super().on_fit_start()
         self.phase_clock = PhaseClock()
-        distillation = self.guidance.distillation
-        distillation.teacher = TimedTeacher(distillation.teacher, self.phase_clock)  # encode and teacher phases
+        distillation = getattr(self.guidance, "distillation", None)  # a carv guidance: time encode and teacher too
+        if distillation is not None:
+            distillation.teacher = TimedTeacher(distillation.teacher, self.phase_clock)
         self.guidance = PhaseTimedGuidance(self.guidance, self.phase_clock, lambda: getattr(self, "carv_k", None))
 
     def on_train_batch_start(self, batch, batch_idx, unused=0):
