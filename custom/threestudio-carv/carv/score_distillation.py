@@ -17,7 +17,13 @@ import torch.nn.functional as F
 
 from .conditioning import TextConditioning, classifier_free_guidance, perp_neg_guidance, pick
 from .estimator import RenoiseResult, in_chunks, renoise_k
-from .timesteps import WEIGHTING_STRATEGIES, TimestepDraw, effective_sample_size, make_timestep_sampler
+from .timesteps import (
+    PROPOSAL_REGISTRY,
+    WEIGHTING_STRATEGIES,
+    TimestepDraw,
+    effective_sample_size,
+    make_timestep_sampler,
+)
 
 
 class Teacher(Protocol):
@@ -47,7 +53,7 @@ class ScoreDistillationConfig:
     half_precision_weights: bool = False  # float16 teacher weights (threestudio's default is True)
     native_resolution: int = 0  # image side fed to the teacher; 0 = the teacher's own
     noise_samples_per_render: int = 1  # K: (t, eps) draws per render
-    timestep_proposal: str = "uniform"  # q(t): uniform, sds, fantasia3d, gaussian, adaptive
+    timestep_proposal: str = "uniform"  # q(t): uniform, sds, fantasia3d, gaussian, table, adaptive
     timestep_stratified: bool = False  # stratified inverse-CDF draws (CARV sec. 2.3)
     timestep_strata: int = 0  # strata per render; 0 = one per draw (K)
     gaussian_peak: float = 0.5  # "gaussian" proposal centre, fraction of the schedule
@@ -56,6 +62,7 @@ class ScoreDistillationConfig:
     adaptive_bins: int = 20  # "adaptive" proposal: timestep bins of the running ||f||^2 means
     adaptive_floor: float = 0.1  # "adaptive" proposal: mixture weight of p, keeps q > 0
     adaptive_decay: float = 0.0  # "adaptive" proposal: forgetting factor of the running means
+    timestep_table: str = ""  # "table" proposal: a text file of masses, one per timestep (schedule or range)
     max_unet_batch: int = 0  # most UNet inputs per forward pass; 0 = all 2RK (4RK Perp-Neg) at once
 
 
@@ -126,10 +133,10 @@ class ScoreDistillation:
         )
 
     def proposal_parameters(self) -> dict:
-        """The config's parameters of the chosen proposal only."""
-        prefix = {"gaussian": "gaussian_", "adaptive": "adaptive_"}.get(self.config.timestep_proposal)
-        names = [n for n in vars(self.config) if prefix and n.startswith(prefix)]
-        return {name: getattr(self.config, name) for name in names}
+        """The config's options that the chosen proposal declares (carv.timesteps.PROPOSAL_REGISTRY)."""
+        proposal = PROPOSAL_REGISTRY.get(self.config.timestep_proposal)
+        names = proposal.parameters if proposal is not None else ()
+        return {name: getattr(self.config, name) for name in names if hasattr(self.config, name)}
 
     def step_range(self, min_step_percent: float, max_step_percent: float) -> tuple[int, int]:
         """threestudio's int(T * percent) for both ends."""

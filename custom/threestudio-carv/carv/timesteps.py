@@ -16,17 +16,6 @@ import torch
 
 from .uniforms import iid_uniforms, stratified_uniforms
 
-PROPOSALS = ("uniform", "sds", "fantasia3d", "gaussian", "table", "adaptive")
-PROPOSAL_PARAMETERS = (
-    "gaussian_peak",
-    "gaussian_width",
-    "gaussian_floor",
-    "table",
-    "adaptive_bins",
-    "adaptive_floor",
-    "adaptive_decay",
-)
-
 SD_BETA_START = 0.00085
 SD_BETA_END = 0.012
 SD_NUM_TRAIN_TIMESTEPS = 1000
@@ -91,11 +80,35 @@ def normalized_pmf(mass: torch.Tensor, what: str) -> torch.Tensor:
     return pmf
 
 
+PROPOSAL_REGISTRY: dict[str, type] = {}
+"""Proposal name -> class: a proposal is one registered class declaring its option names (`parameters`)."""
+
+
+def register_proposal(*names: str):
+    """Register a TimestepProposal class under each of names (the `timestep_proposal` values)."""
+
+    def register(cls: type) -> type:
+        for name in names:
+            PROPOSAL_REGISTRY[name] = cls
+        return cls
+
+    return register
+
+
 class TimestepProposal:
-    """Unnormalised proposal mass over the full schedule {0, ..., T-1}; q = mass restricted to the range."""
+    """Unnormalised proposal mass over the full schedule {0, ..., T-1}; q = mass restricted to the range.
+
+    A subclass declares its option names in `parameters` and builds itself from them in `from_options`.
+    """
 
     name = "proposal"
     version = 0  # bumped whenever the mass changes, so samplers know to recompute q
+    parameters: tuple[str, ...] = ()  # option names (config fields) this proposal takes
+
+    @classmethod
+    def from_options(cls, name: str, *, alphas_cumprod: torch.Tensor, min_step: int, **options) -> TimestepProposal:
+        """The proposal `name` from the schedule, the range's start and its own options."""
+        return cls()
 
     def mass(self, num_train_timesteps: int) -> torch.Tensor:
         """Non-negative float64 [T]."""
@@ -105,6 +118,7 @@ class TimestepProposal:
         """Learn from the squared direction norms of draws at timesteps t (no-op unless adaptive)."""
 
 
+@register_proposal("uniform")
 class UniformProposal(TimestepProposal):
     """q = p: threestudio's uniform timesteps."""
 
@@ -114,8 +128,13 @@ class UniformProposal(TimestepProposal):
         return torch.ones(num_train_timesteps, dtype=torch.float64)
 
 
+@register_proposal("sds", "fantasia3d")
 class ScheduleProposal(TimestepProposal):
     """q proportional to p * w(t) for an SDS weighting w of the noise schedule (CARV sec. 2.2)."""
+
+    @classmethod
+    def from_options(cls, name, *, alphas_cumprod, min_step, **options):
+        return cls(alphas_cumprod, name)
 
     def __init__(self, alphas_cumprod: torch.Tensor, strategy: str):
         self.alphas_cumprod = alphas_cumprod.detach().to("cpu", torch.float64)
@@ -132,6 +151,7 @@ def mix_with_uniform(mass: torch.Tensor, floor: float) -> torch.Tensor:
     return (1.0 - floor) * mass / mass.sum() + floor / mass.shape[0]
 
 
+@register_proposal("gaussian")
 class GaussianProposal(TimestepProposal):
     """q proportional to p * N(t; peak * T, (width * T)^2), mixed with a floor of p: the Gaussian-at-the-peak surrogate.
 
@@ -139,6 +159,11 @@ class GaussianProposal(TimestepProposal):
     """
 
     name = "gaussian"
+    parameters = ("gaussian_peak", "gaussian_width", "gaussian_floor")
+
+    @classmethod
+    def from_options(cls, name, *, alphas_cumprod, min_step, **options):
+        return cls(**{key.removeprefix("gaussian_"): value for key, value in options.items()})
 
     def __init__(self, peak: float = 0.5, width: float = 0.2, floor: float = 0.05):
         if not 0.0 <= peak <= 1.0:
@@ -155,10 +180,39 @@ class GaussianProposal(TimestepProposal):
         return mix_with_uniform(torch.exp(-0.5 * z**2), self.floor)
 
 
+def read_table(path: str) -> torch.Tensor:
+    """Masses from a text file: numbers separated by whitespace or commas (one per timestep)."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as error:
+        raise ValueError(f"timestep_table {path!r} cannot be read: {error.strerror or error}") from None
+    try:
+        return torch.tensor([float(x) for x in text.replace(",", " ").split()], dtype=torch.float64)
+    except ValueError:
+        raise ValueError(f"timestep_table {path!r} must hold numbers separated by spaces, commas or lines") from None
+
+
+@register_proposal("table")
 class TableProposal(TimestepProposal):
-    """q proportional to p * a user table over the full schedule [T] or over the range [max - min + 1]."""
+    """q proportional to p * a user table over the full schedule [T] or over the range [max - min + 1].
+
+    From configs: timestep_proposal: table with timestep_table: a text file of the masses.
+    """
 
     name = "table"
+    parameters = ("table", "timestep_table")
+
+    @classmethod
+    def from_options(cls, name, *, alphas_cumprod, min_step, table=None, timestep_table: str = "", **options):
+        if table is None and timestep_table:
+            table = read_table(timestep_table)
+        if table is None:
+            raise ValueError(
+                'proposal "table" needs table=<non-negative tensor over the schedule or the range> '
+                "(in configs: timestep_table=<text file of masses>)"
+            )
+        offset = 0 if torch.as_tensor(table).numel() == alphas_cumprod.shape[0] else min_step
+        return cls(table, offset)
 
     def __init__(self, table: torch.Tensor, offset: int):
         table = torch.as_tensor(table, dtype=torch.float64).detach().cpu()
@@ -179,6 +233,7 @@ class TableProposal(TimestepProposal):
         return full
 
 
+@register_proposal("adaptive")
 class AdaptiveProposal(TimestepProposal):
     """q proportional to p * sqrt(m(t)), m the running mean of ||f||^2 per timestep bin, mixed with a floor of p.
 
@@ -187,6 +242,11 @@ class AdaptiveProposal(TimestepProposal):
     """
 
     name = "adaptive"
+    parameters = ("adaptive_bins", "adaptive_floor", "adaptive_decay")
+
+    @classmethod
+    def from_options(cls, name, *, alphas_cumprod, min_step, **options):
+        return cls(alphas_cumprod.shape[0], **{key.removeprefix("adaptive_"): value for key, value in options.items()})
 
     def __init__(self, num_train_timesteps: int, bins: int = 20, floor: float = 0.1, decay: float = 0.0):
         if not 1 <= bins <= num_train_timesteps:
@@ -350,37 +410,26 @@ def draw_timesteps(
     return TimestepDraw(torch.cat([p.t for p in parts]), torch.cat([p.weight for p in parts]))
 
 
+def proposal_parameters() -> tuple[str, ...]:
+    """Every option name a registered proposal declares."""
+    return tuple(dict.fromkeys(p for cls in PROPOSAL_REGISTRY.values() for p in cls.parameters))
+
+
+PROPOSALS = tuple(PROPOSAL_REGISTRY)
+PROPOSAL_PARAMETERS = proposal_parameters()
+
+
 def make_proposal(
-    proposal: str | torch.Tensor,
-    *,
-    alphas_cumprod: torch.Tensor,
-    min_step: int,
-    gaussian_peak: float = 0.5,
-    gaussian_width: float = 0.2,
-    gaussian_floor: float = 0.05,
-    table: torch.Tensor | None = None,
-    adaptive_bins: int = 20,
-    adaptive_floor: float = 0.1,
-    adaptive_decay: float = 0.0,
+    proposal: str | torch.Tensor, *, alphas_cumprod: torch.Tensor, min_step: int, **options
 ) -> TimestepProposal:
-    """Build a proposal by name; a tensor is taken as a "table"."""
+    """Build a registered proposal by name from the options it declares (others are ignored); a tensor is a "table"."""
     if isinstance(proposal, torch.Tensor):
-        proposal, table = "table", proposal
-    if proposal == "uniform":
-        return UniformProposal()
-    if proposal in ("sds", "fantasia3d"):
-        return ScheduleProposal(alphas_cumprod, proposal)
-    if proposal == "gaussian":
-        return GaussianProposal(gaussian_peak, gaussian_width, gaussian_floor)
-    if proposal == "table":
-        if table is None:
-            raise ValueError('proposal "table" needs table=<non-negative tensor over the schedule or the range>')
-        num_train_timesteps = alphas_cumprod.shape[0]
-        offset = 0 if torch.as_tensor(table).numel() == num_train_timesteps else min_step
-        return TableProposal(table, offset)
-    if proposal == "adaptive":
-        return AdaptiveProposal(alphas_cumprod.shape[0], adaptive_bins, adaptive_floor, adaptive_decay)
-    raise ValueError(f"unknown timestep proposal {proposal!r}; valid: {', '.join(PROPOSALS)}")
+        proposal, options = "table", {**options, "table": proposal}
+    cls = PROPOSAL_REGISTRY.get(proposal) if isinstance(proposal, str) else None
+    if cls is None:
+        raise ValueError(f"unknown timestep proposal {proposal!r}; valid: {', '.join(PROPOSAL_REGISTRY)}")
+    own = {name: value for name, value in options.items() if name in cls.parameters}
+    return cls.from_options(proposal, alphas_cumprod=alphas_cumprod, min_step=min_step, **own)
 
 
 def make_timestep_sampler(
@@ -401,9 +450,10 @@ def make_timestep_sampler(
     """
     if alphas_cumprod is None:
         alphas_cumprod = stable_diffusion_alphas_cumprod(num_train_timesteps or SD_NUM_TRAIN_TIMESTEPS)
-    unknown = sorted(set(proposal_params) - set(PROPOSAL_PARAMETERS))
+    valid = proposal_parameters()
+    unknown = sorted(set(proposal_params) - set(valid))
     if unknown:
-        raise ValueError(f"unknown proposal parameter(s) {unknown}; valid: {', '.join(PROPOSAL_PARAMETERS)}")
+        raise ValueError(f"unknown proposal parameter(s) {unknown}; valid: {', '.join(valid)}")
     alphas_cumprod = torch.as_tensor(alphas_cumprod).detach().to("cpu", torch.float64)
     if num_train_timesteps is not None and num_train_timesteps != alphas_cumprod.shape[0]:
         raise ValueError(
