@@ -114,7 +114,11 @@ def corrupt_teacher(teacher, tmp_path):
         ["system.guidance.timestep_proposal=nonsense"],
         ["system.guidance.min_step_percent=0.9", "system.guidance.max_step_percent=0.5"],
         ["system.guidance.max_step_percent=[0, 0.98, 0.01, 2]"],  # inverted from step 2 on
-        ["system.geometry.grid_resolution=6", "resume=FINISHED/ckpts/last.ckpt"],  # another scene size
+        [
+            "system.geometry.grid_resolution=6",
+            "trainer.max_steps=3",
+            "resume=FINISHED/ckpts/last.ckpt",
+        ],  # another scene size
         "corrupt teacher",
     ],
 )
