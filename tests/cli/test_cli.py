@@ -176,3 +176,19 @@ def test_a_run_killed_mid_way_resumes_from_its_folder(toy_teacher, random_judge,
     straight = text_to_3d("a red mug", "cpu-carv", shrunken(toy_teacher, random_judge, tmp_path, steps=step + 2))
     assert resumed.metrics["steps"] == step + 2 and resumed.metrics["steps_this_process"] == 2
     assert_same_parameters(resumed.run_dir / "ckpts" / "last.ckpt", straight.run_dir / "ckpts" / "last.ckpt")
+
+
+def test_compare_checks_both_sides_before_it_makes_a_folder(toy_teacher, random_judge, tmp_path, capsys):
+    argv = ["compare", "a red mug", "--seconds", "0.5", *shrunken(toy_teacher, random_judge, tmp_path)]
+    assert_one_line_error(capsys, [*argv, "--carv-set", "system.guidance.timestep_proposal=nonsense"], "nonsense")
+    assert not (tmp_path / "compare").exists() and not list(tmp_path.glob("cpu-*"))
+
+
+def test_the_public_names_of_carv_import_on_first_use():
+    code = "import sys, carv\nassert 'torch' not in sys.modules\n"
+    code += "from carv import renoise_k, timestep_weighting\nfrom carv.timesteps import weighting_of_schedule\n"
+    code += "assert timestep_weighting is weighting_of_schedule and renoise_k.__module__ == 'carv.estimator'\n"
+    code += "assert all(hasattr(carv, name) for name in carv.__all__) and set(carv.__all__) <= set(dir(carv))\n"
+    code += "assert carv.accounting.CostModel is carv.CostModel and not hasattr(carv, 'no_such_name')\n"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert len(carv.__all__) == 22
