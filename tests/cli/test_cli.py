@@ -1,13 +1,20 @@
 import json
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+import carv
 from carv.cli import main
+from carv.pipeline.runner import text_to_3d
 
-from ..pipeline.fixtures import shrunken
+from ..pipeline.fixtures import assert_same_parameters, shrunken
 
 
 def run_folder_of(output: str) -> Path:
@@ -91,3 +98,97 @@ def test_output_folder_that_cannot_be_written(toy_teacher, random_judge, tmp_pat
 
 def test_turntable_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert_one_line_error(capsys, ["turntable", str(tmp_path)], "not a finished run folder")
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--version"])
+    assert exit.value.code == 0 and capsys.readouterr().out.strip() == f"carv {carv.__version__}"
+
+
+def test_compare_help_shows_its_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for default in ("(default: 240.0)", "(default: 0.8)", "(default: 10)", "(default: cpu-baseline)"):
+        assert default in text, default
+
+
+def test_help_imports_neither_torch_nor_lightning():
+    code = "import sys\nfrom carv.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+    code += "loaded = [m for m in ('torch', 'pytorch_lightning', 'transformers') if m in sys.modules]\n"
+    code += "assert not loaded, loaded\n"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_variance_of_a_missing_path_says_it_does_not_exist(tmp_path, capsys):
+    assert_one_line_error(capsys, ["variance", str(tmp_path / "nowhere")], "nowhere does not exist")
+
+
+def test_a_prompt_the_tokenizer_would_cut_stops_before_any_folder(toy_teacher, random_judge, tmp_path, capsys):
+    argv = ["text-to-3d", "a a a a a a a a a a a a a a a a red mug", *shrunken(toy_teacher, random_judge, tmp_path)]
+    assert_one_line_error(capsys, argv, "23 tokens", "keeps 16", "cut")
+    assert not (tmp_path / "cpu-carv").exists()
+
+
+def test_compare_bars_show_the_budget_in_seconds_and_the_side(toy_teacher, random_judge, tmp_path, capsys):
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path), "trainer.enable_progress_bar=true"]
+    assert main(["compare", "a red mug", "--seconds", "0.5", "--eval-every", "50", *overrides]) == 0
+    bars = capsys.readouterr().err.replace("\r", "\n")
+    assert "baseline (cpu-baseline)" in bars and "carv (cpu-carv)" in bars
+    assert re.search(r"\| \d+\.\d/0\.5 s of training \[", bars) and "1000000" not in bars
+
+
+def test_a_resumed_run_shows_its_steps_out_of_the_total(toy_teacher, random_judge, tmp_path, capsys):
+    assert main(["text-to-3d", "a red mug", *shrunken(toy_teacher, random_judge, tmp_path)]) == 0
+    run_dir = run_folder_of(capsys.readouterr().out)
+    argv = ["text-to-3d", "a red mug", *shrunken(toy_teacher, random_judge, tmp_path, steps=3)]
+    assert main([*argv, "trainer.enable_progress_bar=true", f"resume={run_dir}"]) == 0
+    captured = capsys.readouterr()
+    assert re.search(r"\| 2/3 \[", captured.err) and re.search(r"\| 3/3 \[", captured.err)
+    assert "steps: 3 (1 in this process)" in captured.out
+
+
+def test_a_run_killed_mid_way_resumes_from_its_folder(toy_teacher, random_judge, tmp_path):
+    """SIGKILL after ckpts/last.ckpt was written (every 0.2 s here, as every 5 s by default), then resume=RUN_DIR."""
+    outputs = tmp_path / "killed"
+    argv = [sys.executable, "-m", "carv.cli", "text-to-3d", "a red mug", *shrunken(toy_teacher, random_judge, outputs)]
+    child = subprocess.Popen(
+        [*argv, "trainer.max_steps=100000", "checkpoint.last_every_seconds=0.2"], stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(outputs.glob("cpu-carv/*/ckpts/last.ckpt")) and child.poll() is None:
+            assert time.monotonic() < deadline, "no ckpts/last.ckpt within 120 s"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == -signal.SIGKILL
+    assert "site-packages" not in stderr.decode(), stderr.decode()  # no Lightning warnings a user cannot act on
+    (run_dir,) = outputs.glob("cpu-carv/*")
+    assert not (run_dir / "metrics.json").exists()
+    step = torch.load(run_dir / "ckpts" / "last.ckpt", map_location="cpu", weights_only=False)["global_step"]
+    resumed = text_to_3d(
+        "a red mug", "cpu-carv", [*shrunken(toy_teacher, random_judge, tmp_path, steps=step + 2), f"resume={run_dir}"]
+    )
+    straight = text_to_3d("a red mug", "cpu-carv", shrunken(toy_teacher, random_judge, tmp_path, steps=step + 2))
+    assert resumed.metrics["steps"] == step + 2 and resumed.metrics["steps_this_process"] == 2
+    assert_same_parameters(resumed.run_dir / "ckpts" / "last.ckpt", straight.run_dir / "ckpts" / "last.ckpt")
+
+
+def test_compare_checks_both_sides_before_it_makes_a_folder(toy_teacher, random_judge, tmp_path, capsys):
+    argv = ["compare", "a red mug", "--seconds", "0.5", *shrunken(toy_teacher, random_judge, tmp_path)]
+    assert_one_line_error(capsys, [*argv, "--carv-set", "system.guidance.timestep_proposal=nonsense"], "nonsense")
+    assert not (tmp_path / "compare").exists() and not list(tmp_path.glob("cpu-*"))
+
+
+def test_the_public_names_of_carv_import_on_first_use():
+    code = "import sys, carv\nassert 'torch' not in sys.modules\n"
+    code += "from carv import renoise_k, timestep_weighting\nfrom carv.timesteps import weighting_of_schedule\n"
+    code += "assert timestep_weighting is weighting_of_schedule and renoise_k.__module__ == 'carv.estimator'\n"
+    code += "assert all(hasattr(carv, name) for name in carv.__all__) and set(carv.__all__) <= set(dir(carv))\n"
+    code += "assert carv.accounting.CostModel is carv.CostModel and not hasattr(carv, 'no_such_name')\n"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert len(carv.__all__) == 22

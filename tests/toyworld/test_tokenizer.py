@@ -3,7 +3,7 @@
 import pytest
 from transformers import CLIPTokenizer
 
-from carv.toyworld.tokenizer import unknown_words, write_clip_tokenizer
+from carv.toyworld.tokenizer import caption_form, unknown_words, write_clip_tokenizer
 
 WORDS = ["a", "red", "read", "bread", "mug", "muggle", "chair", "front", "view", "overhead", "side", "back"]
 
@@ -52,3 +52,16 @@ def test_unknown_words_are_reported(tokenizer):
 def test_rejects_non_ascii_words(tmp_path):
     with pytest.raises(ValueError, match="lower-case"):
         write_clip_tokenizer(str(tmp_path), ["Red"])
+
+
+def test_caption_form_drops_the_sentence_end_and_reads_an_as_a(tokenizer):
+    tok, _ = tokenizer
+    vocab = tok.get_vocab()
+    assert caption_form("an orange chair.", vocab) == "a orange chair"
+    assert caption_form("  An Orange chair ?! ", vocab) == "A Orange chair"
+    assert caption_form("a red mug, front view.", vocab) == "a red mug, front view"
+    assert caption_form("a red mug, side view", vocab) == "a red mug, side view"  # the captions' comma stays
+    assert caption_form("a banana", vocab) == "a banana"  # "an" only as a word
+    assert unknown_words(caption_form("an red mug...", vocab), tok) == []
+    with_an = {**vocab, "an</w>": len(vocab)}
+    assert caption_form("an orange chair", with_an) == "an orange chair"  # a vocabulary that knows "an" keeps it

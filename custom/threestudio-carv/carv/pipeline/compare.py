@@ -14,9 +14,8 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from .config import load_config
 from .errors import UserError
-from .runner import judge_can_score, load_judge, new_folder, prompt_tag, text_to_3d
+from .runner import judge_can_score, new_folder, prepare, prompt_tag, text_to_3d
 from .video import side_by_side, write_videos
 
 matplotlib.use("Agg")
@@ -45,7 +44,7 @@ def run_summary(metrics: dict, threshold: float) -> dict:
     return {
         "setting": describe(metrics),
         "steps": metrics["steps"],
-        "train_seconds": metrics["seconds"]["train"],
+        "train_seconds": metrics["run_seconds"]["train"],
         "seconds_per_step": metrics["seconds_per_step"]["train"],
         "final_fidelity": metrics["fidelity"]["mean"],
         "seconds_to_threshold": time_to_threshold(metrics["fidelity_history"], threshold),
@@ -99,19 +98,25 @@ def compare(
         f"trainer.max_train_seconds={seconds}",
         "trainer.max_steps=1000000",
         f"evaluation.every_n_steps={eval_every}",
+        *overrides,
     ]
-    shared += list(overrides)
-    config = load_config(carv, shared, prompt=prompt)
-    reason = judge_can_score(load_judge(config), prompt)
+    sides = {"baseline": (baseline, [*shared, *baseline_overrides]), "carv": (carv, [*shared, *carv_overrides])}
+    config = {label: checked_side(prompt, name, side_overrides) for label, (name, side_overrides) in sides.items()}
+    folder = new_folder(Path(config["carv"].exp_root_dir) / "compare", prompt_tag(prompt))
+    runs = {
+        label: text_to_3d(prompt, name, side_overrides, run_dir=folder / label, label=f"{label} ({name})").metrics
+        for label, (name, side_overrides) in sides.items()
+    }
+    return CompareResult(folder, write_comparison(folder, prompt, runs, seconds, threshold, config["carv"].seed))
+
+
+def checked_side(prompt: str, name: str, overrides: list[str]):
+    """The config of one side after every check of its run (teacher, prompt, judge, schedules), nothing written."""
+    run = prepare(prompt, name, overrides)
+    reason = judge_can_score(run.judge, run.config.system.prompt_processor.prompt)
     if reason is not None:
         raise UserError(f"compare needs prompt fidelity: {reason}")
-    folder = new_folder(Path(config.exp_root_dir) / "compare", prompt_tag(prompt))
-    sides = {"baseline": (baseline, baseline_overrides), "carv": (carv, carv_overrides)}
-    runs = {
-        label: text_to_3d(prompt, name, [*shared, *own], run_dir=folder / label).metrics
-        for label, (name, own) in sides.items()
-    }
-    return CompareResult(folder, write_comparison(folder, prompt, runs, seconds, threshold, config.seed))
+    return run.config
 
 
 def write_comparison(

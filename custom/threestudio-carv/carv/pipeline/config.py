@@ -112,6 +112,14 @@ def scheduled(value, step: int) -> float:
     return float(start + (end - start) * progress)
 
 
+def schedule_breakpoints(value) -> list[int]:
+    """The steps where a schedule of scheduled() bends (none for a number)."""
+    if isinstance(value, (int, float)):
+        return []
+    values = list(value)
+    return [0, int(values[-1])] if len(values) == 3 else [int(values[0]), int(values[-1])]
+
+
 @dataclass
 class LossConfig:
     lambda_sds: float = 1.0
@@ -167,7 +175,11 @@ class TrainerConfig:
 
 @dataclass
 class CheckpointConfig:
-    every_n_train_steps: int = 0  # 0 = at the end only; ckpts/last.ckpt is always written
+    """ckpts/last.ckpt is written at the end and rewritten during training (resume=RUN_DIR continues from it)."""
+
+    last_every_seconds: float = 5.0  # rewrite last.ckpt after this much wall-clock since its last save; 0 = off
+    last_every_n_steps: int = 0  # and every N steps; 0 = off
+    every_n_train_steps: int = 0  # also keep a numbered ckpts/epoch=0-step=N.ckpt every N steps; 0 = none
 
 
 @dataclass
@@ -176,7 +188,9 @@ class RunConfig:
     tag: str = ""  # the run folder's name before @timestamp; empty = the prompt
     exp_root_dir: str = "outputs"
     seed: int = 0
-    resume: str | None = None  # a ckpts/last.ckpt to continue from (in a new run folder)
+    resume: str | None = (
+        None  # a run folder (its ckpts/last.ckpt) or a checkpoint to continue from, in a new run folder
+    )
     extends: str | None = None  # a file may be overrides of another (path relative to the file)
     data: DataConfig = field(default_factory=DataConfig)
     system: SystemConfig = field(default_factory=SystemConfig)
@@ -261,6 +275,10 @@ def check(config: DictConfig) -> None:
         (min(config.data.width, config.data.height) >= 1, "data.width and data.height must be >= 1"),
         (config.data.n_test_views >= 1, "data.n_test_views must be >= 1"),
         (config.trainer.max_steps >= 1, "trainer.max_steps must be >= 1"),
+        (
+            min(config.checkpoint.last_every_seconds, config.checkpoint.last_every_n_steps) >= 0,
+            "checkpoint.last_every_seconds and checkpoint.last_every_n_steps must be >= 0 (0 = off)",
+        ),
         (config.system.geometry.grid_resolution >= 2, "system.geometry.grid_resolution must be >= 2"),
         (config.system.renderer.num_samples_per_ray >= 1, "system.renderer.num_samples_per_ray must be >= 1"),
         (config.system.optimizer.name == "Adam", "system.optimizer.name must be Adam"),

@@ -1,4 +1,5 @@
-"""Prompt embeddings per render with threestudio's view-dependent suffixes, and the teacher-vocabulary check."""
+"""Prompt embeddings per render with threestudio's view-dependent suffixes; the prompt in the teacher's caption form,
+checked against the teacher's vocabulary and the tokenizer's length."""
 
 from __future__ import annotations
 
@@ -8,13 +9,24 @@ import torch
 
 from ..score_distillation import TextConditioning
 from ..toyworld.cameras import VIEW_NAMES, view_suffix
-from ..toyworld.tokenizer import END_OF_WORD, unknown_words
+from ..toyworld.tokenizer import END_OF_WORD, caption_form, unknown_words
 from .errors import UserError
 
 LISTED_WORDS = 60
+QUOTED_CHARACTERS = 80
+UNLIMITED_LENGTH = 10**6
+"""transformers' model_max_length of a tokenizer without a limit is a huge sentinel."""
 WORD_LEVEL_VOCABULARY = 5000
 """Tokenizers up to this size are word-level (the toy teacher's): a word that is not one token is unknown to
 the teacher. A full CLIP BPE (49k tokens) spells rare words from pieces it learnt, so they are not checked."""
+
+
+def quoted(text: str) -> str:
+    """repr of the text, its middle left out beyond QUOTED_CHARACTERS characters (for one-line messages)."""
+    if len(text) <= QUOTED_CHARACTERS:
+        return repr(text)
+    half = QUOTED_CHARACTERS // 2
+    return f"{text[:half]!r} ... {text[-half:]!r} ({len(text)} characters)"
 
 
 def known_words(tokenizer) -> list[str]:
@@ -33,10 +45,48 @@ def check_vocabulary(prompt: str, tokenizer, teacher_folder: str) -> None:
     words = known_words(tokenizer)
     listed = ", ".join(words[:LISTED_WORDS]) + (f" ... ({len(words)} in all)" if len(words) > LISTED_WORDS else "")
     raise UserError(
-        f"the teacher in {teacher_folder} does not know the word(s) {', '.join(unknown)} of prompt {prompt!r}; "
+        f"the teacher in {teacher_folder} does not know the word(s) {', '.join(unknown)} of prompt {quoted(prompt)}; "
         f"it knows: {listed}. To use another teacher, pass system.guidance.pretrained_model_name_or_path=FOLDER "
         f"(a local diffusers Stable Diffusion folder)"
     )
+
+
+def teacher_prompt(prompt: str, tokenizer) -> str:
+    """The prompt as a word-level teacher's captions write it (carv.toyworld.tokenizer.caption_form); a full CLIP
+    BPE reads any text, so its prompts stay as given."""
+    if len(tokenizer) > WORD_LEVEL_VOCABULARY:
+        return prompt
+    return caption_form(prompt, tokenizer.get_vocab())
+
+
+def token_count(text: str, tokenizer) -> int:
+    """Tokens of the text with the start and end tokens, before any cut."""
+    return len(tokenizer(text, verbose=False).input_ids)
+
+
+def check_length(text: str, tokenizer, what: str, alternative: str = "") -> None:
+    """UserError when the tokenizer would cut the text at its model_max_length."""
+    limit, needed = tokenizer.model_max_length, token_count(text, tokenizer)
+    if limit < UNLIMITED_LENGTH and needed > limit:
+        raise UserError(
+            f"{what} is {needed} tokens with the start and end tokens; the teacher's tokenizer keeps {limit} and "
+            f"would cut the rest silently: shorten it by {needed - limit} (a word or punctuation mark each){alternative}"
+        )
+
+
+def check_prompt(prompt: str, tokenizer, teacher_folder: str, negative_prompt: str = "", view_dependent=True) -> None:
+    """The prompt's words are the teacher's, and neither the prompt with its longest view suffix nor the negative
+    prompt is longer than the tokenizer keeps."""
+    check_vocabulary(prompt, tokenizer, teacher_folder)
+    if view_dependent:
+        suffix = max((view_suffix(i) for i in range(len(VIEW_NAMES))), key=lambda s: token_count(prompt + s, tokenizer))
+        what = f"prompt {quoted(prompt)} with its view suffix {suffix!r}"
+        check_length(
+            prompt + suffix, tokenizer, what, ", or pass system.prompt_processor.view_dependent_prompting=false"
+        )
+    else:
+        check_length(prompt, tokenizer, f"prompt {quoted(prompt)}")
+    check_length(negative_prompt, tokenizer, f"negative prompt {quoted(negative_prompt)}")
 
 
 class ViewDependentPrompts:
@@ -61,10 +111,18 @@ class ViewDependentPrompts:
         return TextConditioning(self.cond[view_classes.to(self.cond.device)], self.uncond)
 
 
-def prompt_encoder(teacher_folder: str | Path, prompt: str, device: torch.device | str = "cpu"):
-    """carv.diffusion.teacher.PromptEncoder of the folder, after checking the prompt's words against its tokenizer."""
+def load_prompt_encoder(teacher_folder: str | Path, device: torch.device | str = "cpu"):
+    """carv.diffusion.teacher.PromptEncoder of the folder; UserError if it has none that loads."""
     from ..diffusion.teacher import PromptEncoder
 
-    encoder = PromptEncoder(teacher_folder, device)
-    check_vocabulary(prompt, encoder.tokenizer, str(teacher_folder))
+    try:
+        return PromptEncoder(teacher_folder, device)
+    except (FileNotFoundError, OSError, ValueError, KeyError) as error:
+        raise UserError(f"cannot load the text encoder of {teacher_folder}: {error}") from None
+
+
+def prompt_encoder(teacher_folder: str | Path, prompt: str, device: torch.device | str = "cpu"):
+    """load_prompt_encoder, after checking the prompt (as given) against its tokenizer."""
+    encoder = load_prompt_encoder(teacher_folder, device)
+    check_prompt(prompt, encoder.tokenizer, str(teacher_folder))
     return encoder

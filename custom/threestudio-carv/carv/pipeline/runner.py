@@ -1,7 +1,8 @@
-"""`carv text-to-3d`: check the inputs, make the run folder, train, write the turntable and metrics.json.
+"""`carv text-to-3d`: check every input, then make the run folder, train, write the turntable and metrics.json.
 
-Run folder (threestudio's layout): <exp_root_dir>/<name>/<tag>@<timestamp>/ with ckpts/last.ckpt,
-configs/parsed.yaml, csv_logs/, save/it{N}-test/ frames, save/it{N}-test.mp4 and .gif, metrics.json.
+Run folder (threestudio's layout): <exp_root_dir>/<name>/<tag>@<timestamp>/ with ckpts/last.ckpt (kept current
+during training, see checkpoint.*), configs/parsed.yaml, csv_logs/, save/it{N}-test/ frames, save/it{N}-test.mp4
+and .gif, metrics.json. Nothing is written before the inputs are checked; Lightning is imported only to train.
 """
 
 from __future__ import annotations
@@ -9,34 +10,54 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import pickle
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint, TQDMProgressBar
-from pytorch_lightning.loggers import CSVLogger
 
 from ..autotune import AutoKController
 from ..timing import TimedTeacher
 from .cameras import orbit
-from .config import DEFAULT_CONFIG, auto_k_options, guidance_options, load_config
+from .config import DEFAULT_CONFIG, auto_k_options, guidance_options, load_config, schedule_breakpoints, scheduled
 from .errors import UserError
-from .prompts import ViewDependentPrompts, prompt_encoder
-from .system import TextTo3DSystem
+from .prompts import ViewDependentPrompts, check_prompt, load_prompt_encoder, teacher_prompt
 from .video import to_uint8, write_frames, write_videos
 
-QUIET_WARNINGS = (".*does not have many workers.*", ".*resuming from a checkpoint that ended before the epoch.*")
+QUIET_WARNINGS = (
+    ".*does not have many workers.*",  # the placeholder batches need no workers
+    ".*resuming from a checkpoint that ended before the epoch.*",  # steps draw from (seed, step): nothing to replay
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",  # torch's deprecation inside Lightning's own code
+    ".*Using ModelCheckpoint with manual optimization.*",  # checkpoint.every_n_train_steps saves after the step
+)
+"""Lightning warnings that a user of this pipeline cannot act on; every other warning still shows."""
+TAG_BYTES = 96
+"""Longest run tag in UTF-8 bytes (a file name holds 255, the tag is followed by @<timestamp>)."""
 
 
 @dataclass
 class RunResult:
     run_dir: Path
     metrics: dict
+
+
+@dataclass
+class PreparedRun:
+    """A run whose inputs are checked and loaded, nothing written yet: the config (its prompt as the teacher reads
+    it, resume= the checkpoint's path), the system with guidance, prompts and judge attached."""
+
+    config: DictConfig
+    prompt_as_given: str
+    system: object  # TextTo3DSystem (its module imports Lightning)
+    judge: object | None
+    device: torch.device
+    teacher_seconds: float
+    started: float  # time.perf_counter() when the run began in this process
 
 
 def device_of(config: DictConfig) -> torch.device:
@@ -62,13 +83,14 @@ def new_folder(parent: Path, tag: str) -> Path:
 
 
 def prompt_tag(prompt: str) -> str:
-    """threestudio's run tag: the prompt with spaces as underscores (and no path separators)."""
-    return prompt.replace(" ", "_").replace("/", "-")
+    """threestudio's run tag: the prompt with spaces as underscores, no path separators, at most TAG_BYTES bytes."""
+    tag = prompt.strip().replace(" ", "_").replace("/", "-")
+    return tag.encode("utf-8")[:TAG_BYTES].decode("utf-8", errors="ignore")
 
 
-def make_run_dir(config: DictConfig) -> Path:
-    """<exp_root_dir>/<name>/<tag or prompt>@<timestamp>[-n]."""
-    tag = config.tag or prompt_tag(config.system.prompt_processor.prompt)
+def make_run_dir(config: DictConfig, prompt: str | None = None) -> Path:
+    """<exp_root_dir>/<name>/<tag, or the prompt as given>@<timestamp>[-n]."""
+    tag = config.tag or prompt_tag(prompt or config.system.prompt_processor.prompt)
     return new_folder(Path(config.exp_root_dir) / config.name, tag)
 
 
@@ -106,8 +128,8 @@ def judge_can_score(judge, prompt: str) -> str | None:
 
 def build_guidance(config: DictConfig, device: torch.device, clock):
     """ScoreDistillation over the teacher folder (timed), and the seconds the teacher took to load."""
-    from ..diffusion.teacher import load_teacher
     from ..score_distillation import ScoreDistillation
+    from ..diffusion.teacher import load_teacher
 
     folder = config.system.guidance.pretrained_model_name_or_path
     started = time.perf_counter()
@@ -115,7 +137,7 @@ def build_guidance(config: DictConfig, device: torch.device, clock):
         teacher = load_teacher(
             folder, half_precision_weights=config.system.guidance.half_precision_weights, device=device
         )
-    except (FileNotFoundError, OSError) as error:
+    except (OSError, ValueError, RuntimeError, KeyError) as error:
         raise UserError(f"cannot load the teacher in {folder}: {error}") from None
     try:
         guidance = ScoreDistillation(TimedTeacher(teacher, clock), guidance_options(config))
@@ -124,25 +146,120 @@ def build_guidance(config: DictConfig, device: torch.device, clock):
     return guidance, time.perf_counter() - started
 
 
+def check_schedule(config: DictConfig, guidance) -> None:
+    """The timestep range at every step where a schedule bends (it is linear between), before training starts."""
+    g = config.system.guidance
+    steps = {0, config.trainer.max_steps, *schedule_breakpoints(g.min_step_percent)}
+    for step in sorted(steps | set(schedule_breakpoints(g.max_step_percent))):
+        try:
+            guidance.step_range(scheduled(g.min_step_percent, step), scheduled(g.max_step_percent, step))
+        except ValueError as error:
+            raise UserError(f"config system.guidance at step {step}: {error}") from None
+
+
+def resume_checkpoint(config: DictConfig) -> dict | None:
+    """The checkpoint of resume= (a file, or a run folder's ckpts/last.ckpt), read; config.resume becomes its path.
+
+    UserError if there is none, it cannot be read, or it is already at trainer.max_steps (nothing to train)."""
+    if not config.resume:
+        return None
+    path = Path(config.resume)
+    if path.is_dir():
+        path = path / "ckpts" / "last.ckpt"
+        if not path.is_file():
+            raise UserError(f"run folder {config.resume} has no ckpts/last.ckpt to resume from")
+    elif not path.is_file():
+        raise UserError(f"resume checkpoint {config.resume} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        step = int(checkpoint["global_step"])
+    except (OSError, RuntimeError, KeyError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        raise UserError(f"resume checkpoint {path} cannot be read: {error}") from None
+    if step >= config.trainer.max_steps:
+        raise UserError(
+            f"resume checkpoint {path} is already at step {step} and trainer.max_steps is {config.trainer.max_steps}: "
+            f"nothing to train; give trainer.max_steps=N with N > {step} (carv turntable re-renders a run)"
+        )
+    config.resume = str(path)
+    return checkpoint
+
+
+def check_resumable(system, checkpoint: dict | None, resume: str) -> None:
+    """The checkpoint's scene has this config's shapes (the same grid resolution)."""
+    if checkpoint is None:
+        return
+    own = system.state_dict()
+    for name, value in checkpoint.get("state_dict", {}).items():
+        if name in own and tuple(own[name].shape) != tuple(value.shape):
+            raise UserError(
+                f"resume checkpoint {resume} holds {name} of shape {list(value.shape)}, this config makes "
+                f"{list(own[name].shape)}; resume with the config of the run that wrote it"
+            )
+
+
 def check_inputs(config: DictConfig):
-    """Teacher folder, prompt vocabulary, judge and resume checkpoint, before anything is written."""
+    """Teacher folder, the prompt (put in the teacher's caption form; vocabulary and length) and the judge."""
     folder = config.system.guidance.pretrained_model_name_or_path
     if not Path(folder).is_dir():
         raise UserError(
             f"teacher folder {folder} does not exist; pass system.guidance.pretrained_model_name_or_path=FOLDER "
             "(a local diffusers Stable Diffusion folder)"
         )
-    if config.resume and not Path(config.resume).is_file():
-        raise UserError(f"resume checkpoint {config.resume} does not exist")
-    try:
-        encoder = prompt_encoder(folder, config.system.prompt_processor.prompt, device_of(config))
-    except (FileNotFoundError, OSError) as error:
-        raise UserError(f"cannot load the text encoder of {folder}: {error}") from None
+    encoder = load_prompt_encoder(folder, device_of(config))
+    p = config.system.prompt_processor
+    p.prompt = teacher_prompt(p.prompt, encoder.tokenizer)
+    check_prompt(p.prompt, encoder.tokenizer, folder, p.negative_prompt, p.view_dependent_prompting)
     return encoder, load_judge(config)
 
 
-def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.Trainer:
-    callbacks = [TQDMProgressBar(refresh_rate=1)] if config.trainer.enable_progress_bar else []
+def prepare(prompt: str, config_name: str = DEFAULT_CONFIG, overrides: list[str] = ()) -> PreparedRun:
+    """Load and check everything a run needs (config, resume checkpoint, teacher, prompt, judge); writes nothing."""
+    started = time.perf_counter()
+    config = load_config(config_name, overrides, prompt=prompt)
+    checkpoint = resume_checkpoint(config)
+    encoder, judge = check_inputs(config)
+    device = device_of(config)
+    if config.trainer.cpu_threads > 0:
+        torch.set_num_threads(config.trainer.cpu_threads)
+    from .system import TextTo3DSystem
+
+    system = TextTo3DSystem(config)
+    check_resumable(system, checkpoint, config.resume)
+    guidance, teacher_seconds = build_guidance(config, device, system.clock)
+    check_schedule(config, guidance)
+    p = config.system.prompt_processor
+    prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
+    options = auto_k_options(config)
+    auto_k = None if options is None else AutoKController(options, config.system.guidance.timestep_strata)
+    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None, auto_k)
+    return PreparedRun(config, prompt, system, judge, device, teacher_seconds, started)
+
+
+def quiet_lightning() -> None:
+    """Lightning's info banners (GPU available, tips) off; warnings stay. Imports Lightning, which turns them on."""
+    import pytorch_lightning  # noqa: F401
+
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@contextmanager
+def quiet_warnings():
+    """QUIET_WARNINGS off inside the block; other warnings and every error pass."""
+    with warnings.catch_warnings():
+        for pattern in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=pattern)
+        yield
+
+
+def make_trainer(config: DictConfig, run_dir: Path, device: torch.device, callbacks: list):
+    """A Lightning Trainer with the given callbacks, auto-K's and the numbered checkpoints of every_n_train_steps."""
+    import pytorch_lightning as pl
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.loggers import CSVLogger
+
+    quiet_lightning()
+    callbacks = list(callbacks)
     if config.checkpoint.every_n_train_steps > 0:
         callbacks.append(
             ModelCheckpoint(run_dir / "ckpts", every_n_train_steps=config.checkpoint.every_n_train_steps, save_top_k=-1)
@@ -155,7 +272,7 @@ def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.
         callbacks=callbacks,
         enable_checkpointing=config.checkpoint.every_n_train_steps > 0,
         log_every_n_steps=config.trainer.log_every_n_steps,
-        enable_progress_bar=config.trainer.enable_progress_bar,
+        enable_progress_bar=False,  # the runner's own bar (callbacks.ProgressBar)
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=run_dir,
@@ -163,20 +280,16 @@ def make_trainer(config: DictConfig, run_dir: Path, device: torch.device) -> pl.
 
 
 class StepPlaceholders(torch.utils.data.IterableDataset):
-    """Placeholder batches (the system draws step s's cameras from its own (seed, s) generator); the length
-    is max_steps so that the progress bar knows the total."""
+    """`steps` placeholder batches: the system draws step s's cameras from its own (seed, s) generator."""
 
     def __init__(self, steps: int):
         self.steps = steps
-
-    def __len__(self) -> int:
-        return self.steps
 
     def __iter__(self):
         return itertools.repeat(0, self.steps)
 
 
-def write_turntable(system: TextTo3DSystem, run_dir: Path, stem: str, frames: int, size: int | None = None) -> dict:
+def write_turntable(system, run_dir: Path, stem: str, frames: int, size: int | None = None) -> dict:
     """Render frames views at azimuth linspace(0, 360) into save/<stem>/ and save/<stem>.mp4, .gif."""
     config = system.config.data
     views = system.render_views(orbit(config, frames, endpoint=True, height=size, width=size))
@@ -186,7 +299,7 @@ def write_turntable(system: TextTo3DSystem, run_dir: Path, stem: str, frames: in
     return {"frames": str(run_dir / "save" / stem), "mp4": str(mp4), "gif": str(gif)}
 
 
-def final_fidelity(system: TextTo3DSystem, judge) -> dict:
+def final_fidelity(system, judge) -> dict:
     """Mean and standard error of the prompt fidelity over evaluation.n_final_views views, or why there is none."""
     prompt = system.config.system.prompt_processor.prompt
     reason = judge_can_score(judge, prompt)
@@ -198,55 +311,81 @@ def final_fidelity(system: TextTo3DSystem, judge) -> dict:
     return {"mean": mean, "stderr": stderr, "views": n}
 
 
-def text_to_3d(
-    prompt: str, config_name: str = DEFAULT_CONFIG, overrides: list[str] = (), run_dir: Path | None = None
-) -> RunResult:
-    """Train on the prompt and write the run folder; UserError for inputs the user can fix."""
-    started = time.perf_counter()
-    config = load_config(config_name, overrides, prompt=prompt)
-    encoder, judge = check_inputs(config)
-    run_dir = make_run_dir(config) if run_dir is None else run_dir
-    (run_dir / "configs").mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(config, run_dir / "configs" / "parsed.yaml")
-    device = device_of(config)
-    if config.trainer.cpu_threads > 0:
-        torch.set_num_threads(config.trainer.cpu_threads)
-    system = TextTo3DSystem(config)
-    guidance, teacher_seconds = build_guidance(config, device, system.clock)
-    p = config.system.prompt_processor
-    prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
-    options = auto_k_options(config)
-    auto_k = None if options is None else AutoKController(options, config.system.guidance.timestep_strata)
-    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None, auto_k)
-    trainer = make_trainer(config, run_dir, device)
-    with warnings.catch_warnings():
-        for pattern in QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", pattern)
+def write_config(config: DictConfig, run_dir: Path) -> None:
+    try:
+        (run_dir / "configs").mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(config, run_dir / "configs" / "parsed.yaml")
+    except OSError as error:
+        raise UserError(f"cannot write the run folder {run_dir}: {error.strerror or error}") from None
+
+
+def train(run: PreparedRun, run_dir: Path, label: str | None = None) -> RunResult:
+    """Train a prepared run in run_dir, then write its last checkpoint, turntable and metrics.json."""
+    from .callbacks import LastCheckpoint, ProgressBar, RunClock, save_checkpoint
+
+    config, system = run.config, run.system
+    write_config(config, run_dir)
+    c = config.checkpoint
+    clock, saver = (
+        RunClock(run.started),
+        LastCheckpoint(run_dir / "ckpts" / "last.ckpt", c.last_every_n_steps, c.last_every_seconds),
+    )
+    callbacks = [clock, saver]
+    if config.trainer.enable_progress_bar:
+        callbacks.append(ProgressBar(label or config.name, config.trainer.max_train_seconds))
+    trainer = make_trainer(config, run_dir, run.device, callbacks)
+    with quiet_warnings():
         trainer.fit(
             system,
             torch.utils.data.DataLoader(StepPlaceholders(config.trainer.max_steps), batch_size=None),
             ckpt_path=config.resume,
         )
-    trainer.save_checkpoint(run_dir / "ckpts" / "last.ckpt")
-    system.to(device)
+    saver.seconds.append(save_checkpoint(trainer, saver.path))
+    system.to(run.device)
     turntable_started = time.perf_counter()
     files = write_turntable(system, run_dir, f"it{system.global_step}-test", config.data.n_test_views)
     turntable_seconds = time.perf_counter() - turntable_started
-    metrics = run_metrics(system, config, final_fidelity(system, judge), files)
-    metrics["seconds"].update(teacher_load=teacher_seconds, turntable=turntable_seconds)
-    metrics["seconds"]["total"] = time.perf_counter() - started
+    metrics = run_metrics(system, config, final_fidelity(system, run.judge), files)
+    metrics.update(prompt_as_given=run.prompt_as_given, steps_this_process=system.global_step - clock.start_step)
+    metrics["checkpoint_saves"] = {"count": len(saver.seconds), "seconds": sum(saver.seconds)}
+    metrics["seconds"] = {
+        **clock.this_process(system),
+        "teacher_load": run.teacher_seconds,
+        "turntable": turntable_seconds,
+        "checkpoints": sum(saver.seconds),
+        "total": clock.elapsed(),
+    }
+    metrics["run_seconds"] = {
+        "train": system.train_seconds,
+        **system.clock.total,
+        "total": clock.before + clock.elapsed(),
+    }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     return RunResult(run_dir, metrics)
 
 
-def k_used(system: TextTo3DSystem) -> int:
+def text_to_3d(
+    prompt: str,
+    config_name: str = DEFAULT_CONFIG,
+    overrides: list[str] = (),
+    run_dir: Path | None = None,
+    label: str | None = None,
+) -> RunResult:
+    """Train on the prompt and write the run folder (a new one unless run_dir is given); UserError for inputs the
+    user can fix, raised before anything is written. `label` names the run on its progress bar."""
+    run = prepare(prompt, config_name, overrides)
+    return train(run, make_run_dir(run.config, prompt) if run_dir is None else Path(run_dir), label)
+
+
+def k_used(system) -> int:
     """The K of the run's last step: the config's, or the one `auto` chose (never the word "auto")."""
     if system.auto_k is None or not system.auto_k.history:
         return system.guidance.config.noise_samples_per_render
     return system.auto_k.history[-1]["k"]
 
 
-def run_metrics(system: TextTo3DSystem, config: DictConfig, fidelity: dict, files: dict) -> dict:
+def run_metrics(system, config: DictConfig, fidelity: dict, files: dict) -> dict:
+    """metrics.json but for the seconds of this process; steps and seconds per step are the whole run's."""
     g = config.system.guidance
     steps = system.global_step
     return {
@@ -259,7 +398,6 @@ def run_metrics(system: TextTo3DSystem, config: DictConfig, fidelity: dict, file
         "timestep_proposal": g.timestep_proposal,
         "timestep_stratified": g.timestep_stratified,
         "device": str(device_of(config)),
-        "seconds": {"train": system.train_seconds, **system.clock.total},
         "seconds_per_step": {
             k: v / max(steps, 1) for k, v in {"train": system.train_seconds, **system.clock.total}.items()
         },
@@ -268,9 +406,3 @@ def run_metrics(system: TextTo3DSystem, config: DictConfig, fidelity: dict, file
         "files": files,
         **({"auto_k": system.auto_k.history} if system.auto_k is not None else {}),
     }
-
-
-def quiet_lightning() -> None:
-    """Lightning's info banners (GPU available, tips) off; warnings stay."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)

@@ -22,6 +22,9 @@ END_OF_WORD = "</w>"
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
 WORD_PATTERN = re.compile(r"[a-z]+|[0-9]|[^\sa-z0-9]+")
+SENTENCE_END = re.compile(r"[\s.!?;:]+$")
+"""Marks that end a sentence; a caption ("a red mug, front view") ends with a word."""
+ARTICLE_AN = re.compile(r"\b(a)n\b", re.IGNORECASE)
 
 
 def byte_alphabet() -> list[str]:
@@ -115,6 +118,15 @@ def write_clip_tokenizer(folder: str, words: Iterable[str], model_max_length: in
 def prompt_words(prompt: str) -> list[str]:
     """Split a prompt the way CLIP's pre-tokenizer does for ASCII text: letter runs, digits, punctuation runs."""
     return WORD_PATTERN.findall(prompt.lower())
+
+
+def caption_form(prompt: str, vocab) -> str:
+    """The prompt as captions of a word-level vocabulary write it: without the full stop (! ? ; :) that ends a
+    sentence, and "an" as "a" where the vocabulary has "a" but not "an" (the same article before a vowel)."""
+    text = SENTENCE_END.sub("", prompt.strip())
+    if "an" + END_OF_WORD not in vocab and "a" + END_OF_WORD in vocab:
+        text = ARTICLE_AN.sub(lambda match: match.group(1), text)
+    return text
 
 
 def unknown_words(prompt: str, tokenizer_or_folder) -> list[str]:

@@ -74,7 +74,9 @@ def resolve_target(target: str, overrides: list[str], prompt: str | None, which:
             )
         return config, states, run_dir
     if prompt is None:
-        raise UserError(f"{target} is not a run folder; to probe a config's initial scene give --prompt TEXT")
+        raise UserError(
+            f"{target} {'is not a run folder' if run_dir.exists() else 'does not exist'}; to probe a config's initial scene give --prompt TEXT"
+        )
     config = load_config(target, overrides, prompt=prompt)
     return config, [("init-step0", None, 0)], Path(config.exp_root_dir) / "variance"
 
