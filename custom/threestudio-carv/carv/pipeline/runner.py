@@ -24,6 +24,7 @@ from pytorch_lightning.loggers import CSVLogger
 from .cameras import orbit
 from .config import DEFAULT_CONFIG, guidance_options, load_config
 from .errors import UserError
+from .ground_truth import pipeline_ground_truth
 from .prompts import ViewDependentPrompts, prompt_encoder
 from .system import TextTo3DSystem
 from .timing import TimedTeacher
@@ -220,7 +221,8 @@ def text_to_3d(
     guidance, teacher_seconds = build_guidance(config, device, system.clock)
     p = config.system.prompt_processor
     prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
-    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None)
+    truth = pipeline_ground_truth(config)
+    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None, truth)
     trainer = make_trainer(config, run_dir, device)
     with warnings.catch_warnings():
         for pattern in QUIET_WARNINGS:
@@ -236,6 +238,7 @@ def text_to_3d(
     files = write_turntable(system, run_dir, f"it{system.global_step}-test", config.data.n_test_views)
     turntable_seconds = time.perf_counter() - turntable_started
     metrics = run_metrics(system, config, final_fidelity(system, judge), files)
+    metrics["ground_truth"] = truth.score_system(system) if truth is not None else None
     metrics["seconds"].update(teacher_load=teacher_seconds, turntable=turntable_seconds)
     metrics["seconds"]["total"] = time.perf_counter() - started
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
