@@ -90,7 +90,7 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(report, indent=1), encoding="utf-8")
             b, c, truth = summary["baseline"], summary["carv"], summary["ground_truth"]
             print(
-                f"{summary['prompt']!r} seed {summary['seed']}: to the ground-truth target {truth['target']:.3f} "
+                f"{summary['prompt']!r} seed {summary['seed']}: to the ground-truth target {truth['target']} "
                 f"baseline {truth['baseline']['seconds_to_target']} s, CARV {truth['carv']['seconds_to_target']} s "
                 f"(speedup {truth['speedup']}); to the fidelity threshold baseline {b['seconds_to_threshold']} s, "
                 f"CARV {c['seconds_to_threshold']} s",

@@ -39,6 +39,13 @@ def test_speedup_is_baseline_seconds_over_carv_seconds():
     assert swapped["speedup"] == 16.0 / 20.0 and swapped["winner"] == "baseline"
 
 
+def test_no_target_when_neither_side_improves_on_the_start():
+    worse = [(0.0, 0.5), (10.0, 0.45)]
+    result = race({"baseline": worse, "carv": [(0.0, 0.5), (8.0, 0.4)]})
+    assert result["target"] is None and result["winner"] == "neither" and result["speedup"] is None
+    assert result["baseline"]["seconds_to_target"] is None and result["carv"]["seconds_to_target"] is None
+
+
 def test_seconds_to_reach_is_the_first_check_at_or_above_the_target():
     curve = [(0.0, 0.1), (5.0, 0.85), (9.0, 0.7), (12.0, 0.9)]
     assert seconds_to_reach(curve, 0.85) == 5.0 and seconds_to_reach(curve, 0.95) is None

@@ -47,7 +47,7 @@ def pipeline_ground_truth(config: DictConfig) -> GroundTruth | None:
     return GroundTruth(prompt, orbit(config.data, config.evaluation.n_final_views, endpoint=False))
 
 
-def test_stage_batch(n_test_views: int, elevation: float, distance: float, fovy: float, size: int) -> CameraBatch:
+def threestudio_test_batch(n_test_views: int, elevation: float, distance: float, fovy: float, size: int) -> CameraBatch:
     """threestudio's test cameras (random-camera-datamodule, split test) at size x size pixels."""
     data = DataConfig(
         eval_elevation_deg=elevation,
@@ -94,7 +94,7 @@ def score_test_stage(
     """Ground-truth figures of a threestudio run's test-stage frames (``views`` of them, evenly spaced)."""
     indices = evenly_spaced(n_test_views, views)
     rgb, opacity = read_test_frames(folder, indices)
-    batch = test_stage_batch(n_test_views, elevation, distance, fovy, rgb.shape[1])
+    batch = threestudio_test_batch(n_test_views, elevation, distance, fovy, rgb.shape[1])
     cams = batch.cameras
     keep = torch.tensor(indices)
     one = type(cams)(*(getattr(cams, k)[keep] for k in ("elevation", "azimuth", "distance", "fovy", "c2w")))

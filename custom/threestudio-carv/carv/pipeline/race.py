@@ -6,6 +6,7 @@ is TARGET_FRACTION of the way from q0 to the better side's final value: target =
 (With q0 = 0 that is f times the better final value; measured from q0 it ignores the part of the score
 the initial blob already has, which a silhouette IoU gives it.) A side reaches the target at its first
 check at or above it; one that never does is censored (it loses to one that did, and has no speedup).
+If neither side ends above the start, there is no target and neither wins.
 """
 
 from __future__ import annotations
@@ -41,12 +42,12 @@ def race(curves: dict[str, list[tuple[float, float]]], fraction: float = TARGET_
         raise ValueError("each side needs at least one ground-truth check")
     start = float(np.mean([curves[label][0][1] for label in LABELS]))
     best_final = max(curves[label][-1][1] for label in LABELS)
-    target = start + fraction * (best_final - start)
+    target = start + fraction * (best_final - start) if best_final > start else None  # None: neither improved
     sides = {
         label: {
             "curve": [list(point) for point in curves[label]],
             "final": curves[label][-1][1],
-            "seconds_to_target": seconds_to_reach(curves[label], target),
+            "seconds_to_target": seconds_to_reach(curves[label], target) if target is not None else None,
         }
         for label in LABELS
     }
@@ -110,7 +111,9 @@ def plot_race(result: dict, figure: str, settings: dict[str, str], path: Path, t
         if side["seconds_to_target"] is not None:
             axis.axvline(side["seconds_to_target"], color=line.get_color(), linestyle=":", linewidth=1)
     speedup = result["speedup"]
-    axis.axhline(result["target"], color="grey", linestyle="--", linewidth=1, label=f"target {result['target']:.3f}")
+    if result["target"] is not None:
+        target = result["target"]
+        axis.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
     verdict = f"speedup {speedup:.2f}x" if speedup is not None else f"first: {result['winner']}"
     axis.set(xlabel="training wall-clock (s)", ylabel=f"ground truth: {figure}", title=f"{title}, {verdict}")
     axis.legend(loc="lower right", fontsize=8)
