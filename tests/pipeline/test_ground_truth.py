@@ -93,6 +93,13 @@ def test_runs_record_ground_truth_beside_the_judge(toy_teacher, random_judge, tm
     assert metrics["fidelity_history"][-1]["ground_truth"] == metrics["ground_truth"]  # same views, same scene
 
 
+def test_a_run_stopped_by_its_time_budget_checks_its_final_scene(toy_teacher, random_judge, tmp_path):
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path, steps=50), "evaluation.every_n_steps=10"]
+    metrics = text_to_3d(PROMPT, "cpu-carv", [*overrides, "trainer.max_train_seconds=1e-6"]).metrics
+    assert metrics["steps"] == 1 and [h["step"] for h in metrics["fidelity_history"]] == [0, 1]
+    assert metrics["fidelity_history"][-1]["ground_truth"] == metrics["ground_truth"]
+
+
 TEST_VIEWS, ELEVATION, DISTANCE, FOVY, SIZE = 12, 15.0, 2.25, 45.0, 32
 
 

@@ -180,10 +180,12 @@ class TextTo3DSystem(pl.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         every = self.config.evaluation.every_n_steps
-        if every > 0 and (self.global_step % every == 0 or self.global_step == self.config.trainer.max_steps):
-            self.record_fidelity()
         budget = self.config.trainer.max_train_seconds
-        if budget > 0 and self.train_seconds >= budget:
+        out_of_time = budget > 0 and self.train_seconds >= budget
+        last = out_of_time or self.global_step == self.config.trainer.max_steps  # the final scene is checked too
+        if every > 0 and (self.global_step % every == 0 or last):
+            self.record_fidelity()
+        if out_of_time:
             self.trainer.should_stop = True
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
