@@ -169,6 +169,8 @@ def parse_arguments(argv=None):
         parser.error("give --threestudio-root (or THREESTUDIO_ROOT): a threestudio checkout holding launch.py")
     if args.seconds <= 0 or args.check_every < 1 or args.views < 1 or not 0 < args.fraction <= 1:
         parser.error("need --seconds > 0, --check-every >= 1, --views >= 1 and 0 < --fraction <= 1")
+    if args.views == 2:  # data.n_test_views=3: threestudio's test cameras call torch.cross without dim and fail
+        parser.error("--views 2 makes data.n_test_views 3, where threestudio's test cameras fail; take 1 or >= 3")
     return args, extra
 
 

@@ -51,6 +51,8 @@ def test_bad_arguments_are_one_line_errors(race_threestudio, tmp_path, capsys):
     assert exit_info.value.code == 2 and "launch.py" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         arguments(race_threestudio, tmp_path, "--fraction", "0")
+    with pytest.raises(SystemExit):
+        arguments(race_threestudio, tmp_path, "--views", "2")
 
 
 def write_trial(trial, step_seconds: list[float], stages: dict[int, float], views: int) -> None:

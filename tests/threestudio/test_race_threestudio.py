@@ -49,7 +49,7 @@ def test_race_through_launch(tmp_path, monkeypatch):
     script.main(
         ["--threestudio-root", root, "--workdir", str(workdir), "--site-dir", str(LAUNCH_SITE), "--site-dir", root]
         + ["--site-dir", str(EXTENSION_DIR), "--seconds", "600", "--max-steps", "2", "--check-every", "2"]
-        + ["--views", "2", "--out", str(tmp_path / "out"), *small]
+        + ["--views", "3", "--out", str(tmp_path / "out"), *small]
     )
     result = json.loads((tmp_path / "out" / "a_red_mug-seed0" / "race.json").read_text())
     for label in ("baseline", "carv"):
