@@ -1,7 +1,8 @@
 """`carv compare`: the threestudio baseline and CARV, same seed, same training wall-clock, judged as they train.
 
 Writes <exp_root_dir>/compare/<prompt>@<timestamp>/ with baseline/ and carv/ run folders, a labelled
-side-by-side turntable (compare.mp4, .gif), fidelity_vs_time.png and compare.json.
+side-by-side turntable (compare.mp4, .gif), fidelity_vs_time.png, ground_truth_vs_time.png (the race on
+carv.toyworld.ground_truth, carv.pipeline.race) and compare.json.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
+from ..toyworld.ground_truth import RACE_FIGURE
 from .errors import UserError
+from .race import LABELS, plot_race, quality_curve, race
 from .runner import judge_can_score, new_folder, prepare, prompt_tag, text_to_3d
 from .video import side_by_side, write_videos
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
-
-LABELS = ("baseline", "carv")
 
 
 @dataclass
@@ -131,8 +132,16 @@ def write_comparison(
         "threshold": threshold,
         **summaries,
         "speedup_to_threshold": times[0] / times[1] if None not in times and times[1] > 0 else None,
+        "ground_truth": {
+            "figure": RACE_FIGURE,
+            **race({k: quality_curve(runs[k]["fidelity_history"], RACE_FIGURE) for k in LABELS}),
+        },
     }
     plot_fidelity(runs, threshold, folder / "fidelity_vs_time.png", f"{prompt!r}, seed {seed}")
+    settings = {label: summaries[label]["setting"] for label in LABELS}
+    plot_race(
+        summary["ground_truth"], RACE_FIGURE, settings, folder / "ground_truth_vs_time.png", f"{prompt!r}, seed {seed}"
+    )
     videos = {f"{label}: {summaries[label]['setting']}": turntable_frames(runs[label]) for label in LABELS}
     write_videos(side_by_side(videos), folder / "compare")
     (folder / "compare.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

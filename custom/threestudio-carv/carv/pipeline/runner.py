@@ -26,6 +26,7 @@ from ..timing import TimedTeacher
 from .cameras import orbit
 from .config import DEFAULT_CONFIG, auto_k_options, guidance_options, load_config, schedule_breakpoints, scheduled
 from .errors import UserError
+from .ground_truth import pipeline_ground_truth
 from .prompts import ViewDependentPrompts, check_prompt, load_prompt_encoder, teacher_prompt
 from .video import to_uint8, write_frames, write_videos
 
@@ -128,8 +129,8 @@ def judge_can_score(judge, prompt: str) -> str | None:
 
 def build_guidance(config: DictConfig, device: torch.device, clock):
     """ScoreDistillation over the teacher folder (timed), and the seconds the teacher took to load."""
-    from ..score_distillation import ScoreDistillation
     from ..diffusion.teacher import load_teacher
+    from ..score_distillation import ScoreDistillation
 
     folder = config.system.guidance.pretrained_model_name_or_path
     started = time.perf_counter()
@@ -231,7 +232,8 @@ def prepare(prompt: str, config_name: str = DEFAULT_CONFIG, overrides: list[str]
     prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
     options = auto_k_options(config)
     auto_k = None if options is None else AutoKController(options, config.system.guidance.timestep_strata)
-    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None, auto_k)
+    truth = pipeline_ground_truth(config)
+    system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None, auto_k, truth)
     return PreparedRun(config, prompt, system, judge, device, teacher_seconds, started)
 
 
@@ -360,6 +362,7 @@ def train(run: PreparedRun, run_dir: Path, label: str | None = None) -> RunResul
         **system.clock.total,
         "total": clock.before + clock.elapsed(),
     }
+    metrics["ground_truth"] = system.ground_truth.score_system(system) if system.ground_truth is not None else None
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=1), encoding="utf-8")
     return RunResult(run_dir, metrics)
 

@@ -37,15 +37,17 @@ class TextTo3DSystem(pl.LightningModule):
         self.config = config
         self.field = VoxelGridField(config.system.geometry)
         self.automatic_optimization = False
-        self.guidance = self.prompts = self.judge = self.auto_k = None
+        self.guidance = self.prompts = self.judge = self.auto_k = self.ground_truth = None
         self.clock = PhaseClock()
         self.train_seconds = 0.0
         self.fidelity_history: list[dict] = []
 
-    def attach(self, guidance=None, prompts=None, judge=None, auto_k=None) -> None:
+    def attach(self, guidance=None, prompts=None, judge=None, auto_k=None, ground_truth=None) -> None:
         """The frozen parts: a ScoreDistillation over a TimedTeacher on self.clock, ViewDependentPrompts, a Judge,
-        and for `noise_samples_per_render: auto` a carv.autotune.AutoKController."""
-        self.guidance, self.prompts, self.judge, self.auto_k = guidance, prompts, judge, auto_k
+        for `noise_samples_per_render: auto` a carv.autotune.AutoKController, and a GroundTruth
+        (carv.pipeline.ground_truth) scored beside the judge's fidelity."""
+        self.guidance, self.prompts, self.judge = guidance, prompts, judge
+        self.auto_k, self.ground_truth = auto_k, ground_truth
 
     def noise_samples(self, step: int) -> int:
         """K of this step: the config's, or the auto-K controller's after its probe (timed as training)."""
@@ -153,14 +155,18 @@ class TextTo3DSystem(pl.LightningModule):
         self.log_dict(scalars, on_step=True, on_epoch=False)
         self.log("loss", loss.item(), prog_bar=True, on_step=True, on_epoch=False, logger=False)
 
-    @torch.no_grad()
     def render_views(self, batch: CameraBatch) -> torch.Tensor:
         """Deterministic renders [N, H, W, 3] of evaluation views, one view at a time."""
+        return self.render_outputs(batch)["rgb"]
+
+    @torch.no_grad()
+    def render_outputs(self, batch: CameraBatch) -> dict:
+        """Deterministic rgb [N, H, W, 3] and opacity [N, H, W, 1] of evaluation views, one view at a time."""
         was_training = self.training
         self.eval()
-        images = [self.render(batch_slice(batch, i), randomized=False)["rgb"] for i in range(len(batch.cameras))]
+        outs = [self.render(batch_slice(batch, i), randomized=False) for i in range(len(batch.cameras))]
         self.train(was_training)
-        return torch.cat(images).cpu()
+        return {key: torch.cat([out[key] for out in outs]).cpu() for key in ("rgb", "opacity")}
 
     def fidelity(self, n_views: int) -> float:
         """The judge's mean prompt fidelity over n evenly spaced views at the evaluation elevation."""
@@ -172,10 +178,14 @@ class TextTo3DSystem(pl.LightningModule):
         if self.judge is None or self.config.evaluation.every_n_steps <= 0:
             return
         value = self.fidelity(self.config.evaluation.n_views)
-        self.fidelity_history.append({"step": self.global_step, "train_seconds": self.train_seconds, "fidelity": value})
+        entry = {"step": self.global_step, "train_seconds": self.train_seconds, "fidelity": value}
+        if self.ground_truth is not None:  # carv.pipeline.ground_truth.GroundTruth, also off the clock
+            entry["ground_truth"] = self.ground_truth.score_system(self)
+        self.fidelity_history.append(entry)
         if self.logger is not None:
+            truth = {f"eval/ground_truth_{k}": v for k, v in entry.get("ground_truth", {}).items() if k != "views"}
             self.logger.log_metrics(
-                {"eval/fidelity": value, "eval/train_seconds": self.train_seconds}, self.global_step
+                {"eval/fidelity": value, "eval/train_seconds": self.train_seconds, **truth}, self.global_step
             )
 
     def on_train_start(self) -> None:
@@ -184,10 +194,12 @@ class TextTo3DSystem(pl.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         every = self.config.evaluation.every_n_steps
-        if every > 0 and (self.global_step % every == 0 or self.global_step == self.config.trainer.max_steps):
-            self.record_fidelity()
         budget = self.config.trainer.max_train_seconds
-        if budget > 0 and self.train_seconds >= budget:
+        out_of_time = budget > 0 and self.train_seconds >= budget
+        last = out_of_time or self.global_step == self.config.trainer.max_steps  # the final scene is checked too
+        if every > 0 and (self.global_step % every == 0 or last):
+            self.record_fidelity()
+        if out_of_time:
             self.trainer.should_stop = True
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -1,0 +1,119 @@
+"""The ground-truth race's bookkeeping: target, seconds to target, speedup, wins and the bootstrap interval."""
+
+import json
+import math
+
+import pytest
+
+from carv.pipeline.compare import compare
+from carv.pipeline.race import (
+    bootstrap_interval,
+    geometric_mean,
+    quality_curve,
+    race,
+    seconds_to_reach,
+    summarise_races,
+    winner,
+)
+from carv.toyworld.ground_truth import RACE_FIGURE
+
+from .fixtures import shrunken
+
+BASELINE = [(0.0, 0.5), (10.0, 0.6), (20.0, 0.7), (30.0, 0.75), (40.0, 0.8)]
+CARV = [(0.0, 0.5), (8.0, 0.65), (16.0, 0.78), (24.0, 0.85), (32.0, 0.9)]
+
+
+def test_target_is_the_fraction_of_the_way_from_the_shared_start_to_the_better_final_value():
+    result = race({"baseline": BASELINE, "carv": CARV})
+    assert result["start"] == 0.5 and math.isclose(result["target"], 0.5 + 0.9 * (0.9 - 0.5))  # 0.86
+    assert result["carv"]["seconds_to_target"] == 32.0 and result["baseline"]["seconds_to_target"] is None
+    assert result["speedup"] is None and result["winner"] == "carv"
+    assert result["baseline"]["curve"] == [list(p) for p in BASELINE] and result["carv"]["final"] == 0.9
+
+
+def test_speedup_is_baseline_seconds_over_carv_seconds():
+    result = race({"baseline": BASELINE, "carv": CARV}, fraction=0.5)  # target 0.7
+    assert (result["baseline"]["seconds_to_target"], result["carv"]["seconds_to_target"]) == (20.0, 16.0)
+    assert result["speedup"] == 20.0 / 16.0 and result["winner"] == "carv"
+    swapped = race({"baseline": CARV, "carv": BASELINE}, fraction=0.5)
+    assert swapped["speedup"] == 16.0 / 20.0 and swapped["winner"] == "baseline"
+
+
+def test_no_target_when_neither_side_improves_on_the_start():
+    worse = [(0.0, 0.5), (10.0, 0.45)]
+    result = race({"baseline": worse, "carv": [(0.0, 0.5), (8.0, 0.4)]})
+    assert result["target"] is None and result["winner"] == "neither" and result["speedup"] is None
+    assert result["baseline"]["seconds_to_target"] is None and result["carv"]["seconds_to_target"] is None
+
+
+def test_seconds_to_reach_is_the_first_check_at_or_above_the_target():
+    curve = [(0.0, 0.1), (5.0, 0.85), (9.0, 0.7), (12.0, 0.9)]
+    assert seconds_to_reach(curve, 0.85) == 5.0 and seconds_to_reach(curve, 0.95) is None
+
+
+def test_winner_of_censored_and_tied_races():
+    assert [winner(1.0, 2.0), winner(2.0, 1.0), winner(None, 3.0), winner(3.0, None)] == [
+        "baseline",
+        "carv",
+        "carv",
+        "baseline",
+    ]
+    assert winner(None, None) == "neither" and winner(2.0, 2.0) == "tie"
+
+
+def test_bad_races_are_refused():
+    with pytest.raises(ValueError, match="fraction"):
+        race({"baseline": BASELINE, "carv": CARV}, fraction=1.5)
+    with pytest.raises(ValueError, match="at least one"):
+        race({"baseline": [], "carv": CARV})
+
+
+def test_quality_curve_reads_the_history_entries_that_carry_a_ground_truth():
+    history = [
+        {"train_seconds": 0.0, "fidelity": 0.1},
+        {"train_seconds": 2.0, "fidelity": 0.5, "ground_truth": {"iou": 0.6}},
+    ]
+    assert quality_curve(history, "iou") == [(2.0, 0.6)]
+
+
+def test_bootstrap_of_two_values_is_exact():
+    """Resampling {a, b} gives aa, ab, bb with chances 1/4, 1/2, 1/4: the 2.5% and 97.5% quantiles are a and b."""
+    assert bootstrap_interval([0.5, 2.0]) == pytest.approx([0.5, 2.0])
+    assert bootstrap_interval([1.5] * 5) == pytest.approx([1.5, 1.5])
+
+
+def test_bootstrap_interval_covers_the_geometric_mean_and_is_reproducible():
+    speedups = [0.8, 1.1, 1.3, 1.7, 2.2, 2.5, 0.9, 1.4]
+    low, high = bootstrap_interval(speedups)
+    assert low < geometric_mean(speedups) < high and bootstrap_interval(speedups) == [low, high]
+    assert math.isclose(geometric_mean([1.0, 4.0]), 2.0)
+
+
+def test_batch_summary_shares_and_speedups():
+    races = [
+        {"speedup": 2.0, "winner": "carv"},
+        {"speedup": 0.5, "winner": "baseline"},
+        {"speedup": None, "winner": "carv"},
+        {"speedup": None, "winner": "neither"},
+    ]
+    batch = summarise_races(races)
+    assert (batch["carv_won"], batch["baseline_won"], batch["tie_or_neither"]) == (0.5, 0.25, 0.25)
+    assert batch["both_reached"] == 2 and math.isclose(batch["geometric_mean_speedup"], 1.0)
+    assert batch["bootstrap_95"] == pytest.approx([0.5, 2.0])
+
+
+def test_a_shrunken_compare_races_on_the_ground_truth(toy_teacher, random_judge, tmp_path):
+    overrides = shrunken(toy_teacher, random_judge, tmp_path, steps=3)
+    result = compare("a red mug", seconds=60.0, eval_every=1, overrides=overrides)
+    summary = json.loads((result.folder / "compare.json").read_text())
+    truth = summary["ground_truth"]
+    assert truth["figure"] == RACE_FIGURE and (result.folder / "ground_truth_vs_time.png").is_file()
+    for label in ("baseline", "carv"):
+        run = json.loads((result.folder / label / "metrics.json").read_text())
+        assert truth[label]["curve"] == [list(p) for p in quality_curve(run["fidelity_history"], RACE_FIGURE)]
+        assert len(truth[label]["curve"]) == 4 and truth[label]["final"] == run["ground_truth"][RACE_FIGURE]
+    assert truth["baseline"]["curve"][0][1] == truth["carv"]["curve"][0][1] == truth["start"]  # the same scene
+    recomputed = race({label: [tuple(p) for p in truth[label]["curve"]] for label in ("baseline", "carv")})
+    assert {k: recomputed[k] for k in ("target", "speedup", "winner")} == {
+        k: truth[k] for k in ("target", "speedup", "winner")
+    }
