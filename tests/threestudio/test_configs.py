@@ -67,3 +67,11 @@ def test_unknown_keys_fail(threestudio, in_tmp_dir, part):
     cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml", [f"system.{part}.no_such_option=1"])
     with pytest.raises(Exception, match="no_such_option"):
         parse_structured(threestudio.find(cfg.system[f"{part}_type"]).Config, cfg.system[part])
+
+
+def test_auto_k_is_off_by_default(threestudio, in_tmp_dir):
+    from threestudio.utils.config import parse_structured
+
+    cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml", [])
+    for name in ("carv-dreamfusion-system", "carv-magic3d-system"):
+        assert parse_structured(threestudio.find(name).Config, cfg.system).carv_auto_k is False
