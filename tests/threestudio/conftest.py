@@ -70,6 +70,15 @@ def threestudio_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def toy_run(threestudio_root, tmp_path_factory):
+    """One launch.py --train of carv-toy-teacher for the whole session: (working folder, run folder).
+    Tests that resume from it write elsewhere and must leave it unchanged."""
+    from .launch_runs import train_toy_run
+
+    return train_toy_run(threestudio_root, tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
 def tiny_teachers(tmp_path_factory):
     """Random-weight SD and IF teacher folders from carv.testing (loaded through from_pretrained)."""
     from carv.testing.teachers import build_tiny_if_teacher, build_tiny_sd_teacher

@@ -136,3 +136,25 @@ def assert_complete_train_run(trial_dir: Path, steps: int, test_views: int) -> N
         for series in (csv_series(trial_dir, name), tensorboard_series(trial_dir, name)):
             assert [step for step, _ in series] == list(range(steps)), name
             assert all(math.isfinite(value) for _, value in series), (name, series)
+
+
+TOY = CONFIGS / "carv-toy-teacher.yaml"
+TOY_STEPS, TOY_VIEWS = 4, 5
+
+
+def toy_overrides(tag: str, steps: int = TOY_STEPS) -> list[str]:
+    """carv-toy-teacher as shipped (geometry, renderer, guidance at R = 1, K = 16), shrunk; max_step annealed."""
+    return SMALL + [
+        "system.prompt_processor.prompt=a red mug",
+        f"data.n_test_views={TOY_VIEWS}",
+        f"trainer.max_steps={steps}",
+        "system.guidance.max_step_percent=[0,0.98,0.5,3]",
+        f"tag={tag}",
+    ]
+
+
+def train_toy_run(threestudio_root: Path, folder: Path) -> tuple[Path, Path]:
+    """launch.py --train of carv-toy-teacher in a new working folder: (working folder, run folder)."""
+    workdir = make_workdir(folder)
+    check_ok(run_launch(threestudio_root, workdir, TOY, "train", toy_overrides("toy")))
+    return workdir, workdir / "outputs" / "carv-toy-teacher" / "toy"

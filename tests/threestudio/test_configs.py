@@ -33,7 +33,7 @@ def parse_parts(threestudio, cfg) -> None:
 
 def test_the_configs_are_found():
     assert {p.name for p in CONFIGS} >= {"carv-dreamfusion-sd.yaml", "carv-toy-teacher.yaml"}
-    assert set(VARIANTS) == {"carv", "baseline"}
+    assert set(VARIANTS) == {"carv", "baseline", "threestudio"}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -45,11 +45,31 @@ def test_config_and_variant_load_and_parse(threestudio, in_tmp_dir, config, vari
     assert cfg.system_type.startswith("carv-")
 
 
-def test_baseline_variant_is_threestudios_sds(threestudio, in_tmp_dir):
-    cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-dreamfusion-sd.yaml", VARIANTS["baseline"])
+def sampling(cfg) -> tuple:
+    """(R, K, proposal, stratified) of a config."""
     guidance = cfg.system.guidance
-    assert (cfg.data.batch_size, guidance.noise_samples_per_render) == (4, 1)
-    assert (guidance.timestep_proposal, guidance.timestep_stratified) == ("uniform", False)
+    k = guidance.get("noise_samples_per_render", 1)  # threestudio's own guidance has no K: one draw per render
+    return (
+        cfg.data.batch_size,
+        k,
+        guidance.get("timestep_proposal", "uniform"),
+        guidance.get("timestep_stratified", False),
+    )
+
+
+def test_baseline_variant_is_threestudios_sds_at_equal_cost(threestudio, in_tmp_dir):
+    cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-dreamfusion-sd.yaml", VARIANTS["baseline"])
+    assert sampling(cfg) == (4, 1, "uniform", False)
+
+
+def test_threestudio_variant_is_threestudios_dreamfusion_sd_as_shipped(threestudio, in_tmp_dir):
+    from threestudio.utils.config import load_config
+
+    ours = load(threestudio, PROJECT_ROOT / "configs" / "carv-dreamfusion-sd.yaml", VARIANTS["threestudio"])
+    shipped_yaml = Path(threestudio.__file__).parents[1] / "configs" / "dreamfusion-sd.yaml"
+    shipped = load_config(str(shipped_yaml), cli_args=REQUIRED[:1], n_gpus=1)
+    assert sampling(ours) == sampling(shipped) == (1, 1, "uniform", False)
+    assert ours.system.guidance.pretrained_model_name_or_path == shipped.system.guidance.pretrained_model_name_or_path
 
 
 def test_toy_teacher_path_points_into_the_project(threestudio, in_tmp_dir):

@@ -14,36 +14,18 @@ from .launch_runs import (
     CONFIGS,
     CPU_STAND_INS,
     SMALL,
+    TOY,
+    TOY_STEPS,
+    TOY_VIEWS,
     assert_complete_train_run,
     check_ok,
     csv_series,
     make_workdir,
     run_launch,
     tensorboard_series,
+    toy_overrides,
     video_frames,
 )
-
-TOY = CONFIGS / "carv-toy-teacher.yaml"
-TOY_STEPS, TOY_VIEWS = 4, 5
-
-
-def toy_overrides(tag: str, steps: int = TOY_STEPS) -> list[str]:
-    """carv-toy-teacher as shipped (geometry, renderer, guidance at R = 1, K = 16), shrunk; max_step annealed."""
-    return SMALL + [
-        "system.prompt_processor.prompt=a red mug",
-        f"data.n_test_views={TOY_VIEWS}",
-        f"trainer.max_steps={steps}",
-        "system.guidance.max_step_percent=[0,0.98,0.5,3]",
-        f"tag={tag}",
-    ]
-
-
-@pytest.fixture(scope="module")
-def toy_run(threestudio_root, tmp_path_factory):
-    """launch.py --train of carv-toy-teacher: (working folder, run folder). Tests must leave the run unchanged."""
-    workdir = make_workdir(tmp_path_factory.mktemp("toy"))
-    check_ok(run_launch(threestudio_root, workdir, TOY, "train", toy_overrides("toy")))
-    return workdir, workdir / "outputs" / "carv-toy-teacher" / "toy"
 
 
 def test_toy_teacher_config_trains_through_launch(toy_run):
