@@ -1,5 +1,6 @@
 """Every shipped config, and each of its variants, loads through threestudio's loader and parses."""
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,33 @@ def test_auto_k_is_off_by_default(threestudio, in_tmp_dir):
     cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml", [])
     for name in ("carv-dreamfusion-system", "carv-magic3d-system"):
         assert parse_structured(threestudio.find(name).Config, cfg.system).carv_auto_k is False
+
+
+def readme_launch_commands() -> list[list[str]]:
+    """The `python launch.py ...` commands of the README's "For threestudio users" block, as argument lists."""
+    text = (PROJECT_ROOT / "README.md").read_text()
+    section = text[text.index("## For threestudio users") :]
+    block = section[section.index("```bash") + len("```bash") : section.index("```", section.index("```bash") + 7)]
+    lines = block.replace("\\\n", " ").splitlines()
+    return [shlex.split(line) for line in lines if line.startswith("python launch.py")]
+
+
+README_COMMANDS = readme_launch_commands()
+
+
+def test_the_readme_shows_carv_baseline_and_smoke_test_commands():
+    assert len(README_COMMANDS) == 3
+    overrides = [command[7:] for command in README_COMMANDS]
+    assert ["system.prompt_processor.prompt=a hamburger", *VARIANTS["baseline"]] in overrides
+
+
+@pytest.mark.parametrize("command", README_COMMANDS, ids=lambda c: Path(c[c.index("--config") + 1]).stem)
+def test_readme_launch_commands_load_and_parse(threestudio, in_tmp_dir, command):
+    """What a user types: each command's config (this project's, by its README path) and overrides load through
+    threestudio's loader and parse with the classes they name."""
+    from threestudio.utils.config import load_config
+
+    assert command[:3] == ["python", "launch.py", "--config"] and command[4:7] == ["--train", "--gpu", "0"]
+    config = Path(command[3].replace("/path/to/threestudio-carv", str(PROJECT_ROOT)))
+    cfg = load_config(str(config), cli_args=command[7:], n_gpus=1)
+    parse_parts(threestudio, cfg)
