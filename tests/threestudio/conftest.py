@@ -43,6 +43,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
 
 
+def pytest_terminal_summary(terminalreporter):
+    """One line that says how many threestudio integration tests ran (CI's log shows it)."""
+    counts = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        reports = terminalreporter.stats.get(outcome, [])
+        ours = {r.nodeid for r in reports if getattr(r, "nodeid", "").startswith("tests/threestudio/")}
+        if ours:
+            counts[outcome] = len(ours)
+    if counts:
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+        terminalreporter.write_line(f"threestudio integration tests (THREESTUDIO_ROOT={THREESTUDIO_ROOT}): {summary}")
+
+
 def load_extension(module_name: str, directory: Path = EXTENSION_DIR):
     """Import custom/threestudio-carv by path under module_name, as threestudio's launch.py does."""
     spec = importlib.util.spec_from_file_location(module_name, directory / "__init__.py")
