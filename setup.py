@@ -48,6 +48,20 @@ setup(
         "imageio-ffmpeg",
         "matplotlib",
     ],
-    extras_require={"dev": ["pytest>=8", "ruff>=0.5"]},
+    extras_require={
+        "dev": ["pytest>=8", "ruff>=0.5"],
+        # threestudio's pure-Python requirements that its import and launch.py need, for tests/threestudio/
+        # (threestudio itself is on no registry: point THREESTUDIO_ROOT at a checkout)
+        "threestudio-test": [
+            "jaxtyping",
+            "typeguard",
+            "opencv-python-headless",
+            "trimesh",
+            "einops",
+            "PyMCubes",
+            "ipython",
+            "tensorboard",
+        ],
+    },
     entry_points={"console_scripts": ["carv=carv.cli:main"]},
 )

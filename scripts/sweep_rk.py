@@ -8,6 +8,9 @@ with --dry-run), and collects every run's logged metrics into sweep.csv and swee
     python scripts/sweep_rk.py --config configs/carv-dreamfusion-sd.yaml --threestudio-root ~/threestudio \\
         --prompts prompts.txt --seeds 0 1 2 --a 4 --b 1 --budget 20 [--variant baseline] [--dry-run]
     python scripts/sweep_rk.py --collect-only --out sweeps/sd   # tables runs already made
+
+launch.py runs from --workdir (default: the threestudio root), whose custom/ must hold threestudio-carv.
+A run whose folder exists already is not started again (nothing is overwritten): choose another --out.
 """
 
 from __future__ import annotations
@@ -48,16 +51,27 @@ def run_name(config: Path, renders: int, k: int) -> str:
     return f"{config.stem}-R{renders}K{k}"
 
 
+def run_folder(config: Path, out: Path, renders: int, k: int, prompt: str, seed: int) -> Path:
+    return out.resolve() / run_name(config, renders, k) / f"{slug(prompt)}-seed{seed}"
+
+
 def launch_command(
-    config: Path, out: Path, renders: int, k: int, prompt: str, seed: int, extra: list[str]
+    config: Path,
+    out: Path,
+    renders: int,
+    k: int,
+    prompt: str,
+    seed: int,
+    extra: list[str],
+    threestudio_root: Path | None = None,
 ) -> list[str]:
-    """launch.py arguments of one run; its folder is <out>/<config>-R<R>K<K>/<prompt>-seed<seed>.
+    """launch.py arguments of one run; its folder is run_folder(): <out>/<config>-R<R>K<K>/<prompt>-seed<seed>.
 
     The sweep's own keys come after `extra`, so that a variant cannot undo the (R, K) of the run.
     """
     return [
         sys.executable,
-        "launch.py",
+        str(threestudio_root.resolve() / "launch.py") if threestudio_root else "launch.py",
         "--config",
         str(config.resolve()),
         "--train",
@@ -70,7 +84,7 @@ def launch_command(
         f"system.guidance.noise_samples_per_render={k}",
         f"exp_root_dir={out.resolve()}",
         f"name={run_name(config, renders, k)}",
-        f"tag={slug(prompt)}-seed{seed}",
+        f"tag={run_folder(config, out, renders, k, prompt, seed).name}",
         "use_timestamp=false",
     ]
 
@@ -152,6 +166,7 @@ def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, help="base threestudio config (e.g. configs/carv-dreamfusion-sd.yaml)")
     parser.add_argument("--threestudio-root", type=Path, help="threestudio checkout holding launch.py")
+    parser.add_argument("--workdir", type=Path, help="folder to run launch.py from (default: --threestudio-root)")
     parser.add_argument("--prompts", type=Path, help="file with one prompt per line")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--a", type=float, help="cost of one render + encode + backward (any unit)")
@@ -194,13 +209,17 @@ def main(argv=None) -> None:
         print(f"cost model a={costs.a:.4g}, b={costs.b:.4g}; budget {budget:.4g}; (R, K) pairs: {pairs}")
         prompts = [line.strip() for line in args.prompts.read_text().splitlines() if line.strip()]
         extra = variant_overrides(args.variant) + list(args.overrides)
-        for renders, k in pairs:
-            for prompt in prompts:
-                for seed in args.seeds:
-                    command = launch_command(args.config, args.out, renders, k, prompt, seed, extra)
-                    print(shlex.join(command))
-                    if not args.dry_run:
-                        subprocess.run(command, cwd=args.threestudio_root, check=True)
+        runs = [(r, k, prompt, seed) for r, k in pairs for prompt in prompts for seed in args.seeds]
+        taken = [folder for run in runs if (folder := run_folder(args.config, args.out, *run)).exists()]
+        if taken and not args.dry_run:
+            raise SystemExit(f"{taken[0]} exists ({len(taken)} of the sweep's runs do): choose another --out")
+        for run in runs:
+            command = launch_command(args.config, args.out, *run, extra, args.threestudio_root)
+            print(shlex.join(command))
+            if not args.dry_run:
+                finished = subprocess.run(command, cwd=args.workdir or args.threestudio_root)
+                if finished.returncode != 0:
+                    raise SystemExit(f"launch.py failed (exit {finished.returncode}) for R={run[0]} K={run[1]}")
         if args.dry_run:
             return
     summaries = [summarize_run(run_dir, renders, k) for run_dir, renders, k in discovered_runs(args.out)]

@@ -1,25 +1,28 @@
 """threestudio-carv: the threestudio extension of CARV (guidance, system, CPU volume renderer).
 
 threestudio's launch.py imports this folder from custom/ and only prints an import error,
-which surfaces later as a KeyError in threestudio.find; so every missing requirement is
-reported here with a banner that says what to install.
+and goes on: a config naming shipped data then stops in its ${carv_load:...} resolver (registered
+first, so that it can say what to install), any other at a KeyError in threestudio.find. So every
+missing requirement is reported here with a banner that says what to install.
 """
 
 import sys
+
+from .resolvers import CARV_HELP, register_resolvers
+
+register_resolvers()
 
 SUPPORTED_THREESTUDIO = "0.2."
 THREESTUDIO_HELP = (
     "install threestudio 0.2.x from github.com/threestudio-project/threestudio as its README says, "
     "put this folder in its custom/ directory (or link it there) and run launch.py from threestudio's root"
 )
-CARV_HELP = (
-    "install this project into threestudio's environment: pip install -e <path of the threestudio-carv repository>"
-)
 
 
 def _fail(message: str, cause: BaseException | None = None):
     banner = "=" * 78
-    print(f"\n{banner}\nthreestudio-carv cannot load: {message}\n{banner}\n", file=sys.stderr)
+    later = "(threestudio goes on: its next error, a carv_load interpolation or a KeyError for a carv-* name, has this cause)"
+    print(f"\n{banner}\nthreestudio-carv cannot load: {message}\n{later}\n{banner}\n", file=sys.stderr)
     raise ImportError(f"threestudio-carv: {message}") from cause
 
 
@@ -44,8 +47,6 @@ _check_threestudio()
 _check_carv()
 
 try:
-    from . import guidance, renderer, resolvers, system  # noqa: F401  (registers the classes)
+    from . import guidance, renderer, system  # noqa: F401  (registers the classes)
 except ImportError as missing:
     _fail(f"a dependency is missing ({missing}); install threestudio's requirements, then {CARV_HELP}", missing)
-
-resolvers.register_resolvers()

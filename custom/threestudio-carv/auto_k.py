@@ -87,5 +87,7 @@ class AutoKMixin:
             "k_star": float(auto.k_star()),
             "ecm_reuse_vs_baseline": configuration_ecm(costs, sigmas, sigmas, renders, k, baseline_renders=4),
         }
-        for name, value in values.items():
-            self.log(f"train/carv_{name}", float(value))
+        # straight to the loggers: self.log would repeat these values on every later step until the next probe
+        metrics = {f"train/carv_{name}": float(value) for name, value in values.items()}
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.global_step)

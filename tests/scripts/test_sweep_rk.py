@@ -60,3 +60,20 @@ def test_collect_only_tables_every_run(sweep_rk, tmp_path, capsys):
     assert float(rows[(1, 16)]["mean_step_seconds"]) == pytest.approx(2.0)
     assert int(rows[(1, 16)]["steps"]) == 3 and float(rows[(1, 16)]["last_loss_sds"]) == 8.0
     assert (tmp_path / "sweep.png").stat().st_size > 0
+
+
+def test_a_sweep_never_starts_over_an_existing_run(sweep_rk, tmp_path):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red mug\n")
+    out = tmp_path / "out"
+    (out / "carv-dreamfusion-sd-R1K16" / "a_red_mug-seed0").mkdir(parents=True)
+    argv = ["--config", str(CONFIG), "--prompts", str(prompts), "--a", "4", "--b", "1", "--k", "1", "16"]
+    argv += ["--out", str(out), "--threestudio-root", str(tmp_path / "no-threestudio-here")]
+    with pytest.raises(SystemExit, match="a_red_mug-seed0 exists .1 of the sweep's runs do.: choose another --out"):
+        sweep_rk.main(argv)
+
+
+def test_the_launch_path_comes_from_the_threestudio_root(sweep_rk, tmp_path):
+    command = sweep_rk.launch_command(CONFIG, tmp_path, 1, 4, "a red mug", 0, [], tmp_path / "ts")
+    assert command[1] == str((tmp_path / "ts" / "launch.py").resolve())
+    assert sweep_rk.launch_command(CONFIG, tmp_path, 1, 4, "a red mug", 0, [])[1] == "launch.py"

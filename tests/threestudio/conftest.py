@@ -1,13 +1,12 @@
-"""threestudio integration tests: run only where threestudio is importable, skipped otherwise.
+"""threestudio integration tests: run where THREESTUDIO_ROOT names a threestudio 0.2.x checkout, skipped otherwise.
 
-Point THREESTUDIO_ROOT at a threestudio 0.2.x checkout (or put threestudio on the path) in an
-environment with this project and threestudio's pure-Python requirements; the CUDA-only and
-optional libraries may be absent: the CPU shims of threestudio_cpu_shims.py (test-only) stand
-in for them. The recipe used on a CPU-only machine (current diffusers / transformers):
-    python3 -m venv ts-venv && ts-venv/bin/pip install torch==2.13.0
-    ts-venv/bin/pip install -e '.[dev]' torch==2.13.0
-    ts-venv/bin/pip install torch==2.13.0 jaxtyping typeguard opencv-python-headless trimesh einops PyMCubes ipython
-    THREESTUDIO_ROOT=/path/to/threestudio ts-venv/bin/python -m pytest tests/threestudio
+In an environment with this project and threestudio's pure-Python requirements (the `threestudio-test` extra of
+setup.py); the CUDA-only and optional libraries may be absent: the CPU shims of threestudio_cpu_shims.py
+(test-only) stand in for them, in this process and, through launch_site/sitecustomize.py, in the launch.py
+subprocesses of test_launch*.py. README.md's test command (what CI runs) sets
+THREESTUDIO_ROOT=../shared/threestudio unless it is set already:
+    THREESTUDIO_ROOT=/path/to/threestudio python -m pytest -q tests/threestudio
+With threestudio importable but no THREESTUDIO_ROOT, the in-process tests run and the launch.py ones skip.
 """
 
 import importlib.util
@@ -19,7 +18,7 @@ import pytest
 
 from .threestudio_cpu_shims import import_threestudio_on_cpu
 
-THREESTUDIO_ROOT = os.environ.get("THREESTUDIO_ROOT") or None
+THREESTUDIO_ROOT = str(Path(os.environ["THREESTUDIO_ROOT"]).resolve()) if os.environ.get("THREESTUDIO_ROOT") else None
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXTENSION_DIR = PROJECT_ROOT / "custom" / "threestudio-carv"
 HERE = Path(__file__).resolve().parent
@@ -31,7 +30,9 @@ def threestudio_findable() -> bool:
     return importlib.util.find_spec("threestudio") is not None
 
 
-SKIP_REASON = "threestudio is not importable: set THREESTUDIO_ROOT to a threestudio 0.2.x checkout"
+SKIP_REASON = (
+    f"threestudio is not importable: set THREESTUDIO_ROOT to a threestudio 0.2.x checkout (now {THREESTUDIO_ROOT})"
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -40,6 +41,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if HERE in Path(str(item.path)).resolve().parents:
             item.add_marker(pytest.mark.skip(reason=SKIP_REASON))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line that says how many threestudio integration tests ran (CI's log shows it)."""
+    counts = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        reports = terminalreporter.stats.get(outcome, [])
+        ours = {r.nodeid for r in reports if getattr(r, "nodeid", "").startswith("tests/threestudio/")}
+        if ours:
+            counts[outcome] = len(ours)
+    if counts:
+        summary = ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+        terminalreporter.write_line(f"threestudio integration tests (THREESTUDIO_ROOT={THREESTUDIO_ROOT}): {summary}")
 
 
 def load_extension(module_name: str, directory: Path = EXTENSION_DIR):
@@ -58,6 +72,23 @@ def threestudio():
     if "threestudio-carv" not in sys.modules:
         load_extension("threestudio-carv")
     return module
+
+
+@pytest.fixture(scope="session")
+def threestudio_root() -> Path:
+    """The threestudio checkout whose launch.py the launch tests run (never written into)."""
+    if not THREESTUDIO_ROOT:
+        pytest.skip("the launch.py tests need THREESTUDIO_ROOT (a threestudio checkout holding launch.py)")
+    return Path(THREESTUDIO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def toy_run(threestudio_root, tmp_path_factory):
+    """One launch.py --train of carv-toy-teacher for the whole session: (working folder, run folder).
+    Tests that resume from it write elsewhere and must leave it unchanged."""
+    from .launch_runs import train_toy_run
+
+    return train_toy_run(threestudio_root, tmp_path_factory.mktemp("toy"))
 
 
 @pytest.fixture(scope="session")

@@ -4,18 +4,21 @@ threestudio imports CUDA-only and optional libraries at import time and hard-cod
 device. These shims let its import and its CPU-capable parts run in our integration tests:
 - placeholder modules for libraries that are not installed; using any of their attributes
   raises (only `tinycudann.free_temporary_memory`, called by `cleanup()`, is a no-op);
-- `get_device()` returning the CPU, patched where threestudio imported it by name.
+- `get_device()` returning the CPU, patched where threestudio imported it by name;
+- for threestudio's own launch.py in a subprocess (launch_site/sitecustomize.py): the same, installed by
+  import hooks as the modules are first executed, and Lightning's `accelerator="gpu"` (hard-coded by
+  launch.py) mapped to the CPU.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.abc
 import importlib.machinery
+import importlib.util
 import os
 import sys
 import types
-
-import torch
 
 # CUDA-only or optional libraries (and their submodules) that threestudio imports at module level.
 PLACEHOLDER_ROOTS = frozenset({"tinycudann", "nvdiffrast", "envlight", "igl", "wandb", "controlnet_aux", "torchvision"})
@@ -55,8 +58,10 @@ class PlaceholderModule(types.ModuleType):
         return UnavailableAttribute(f"{self.__name__}.{name}")
 
 
-def cpu_device() -> torch.device:
+def cpu_device():
     """The CPU replacement of threestudio.utils.misc.get_device."""
+    import torch
+
     return torch.device("cpu")
 
 
@@ -106,3 +111,82 @@ def import_threestudio_on_cpu(threestudio_root: str | None):
 
     patch_get_device()
     return threestudio
+
+
+class ImportHooks(importlib.abc.MetaPathFinder):
+    """First on sys.meta_path: runs `before[name]()` before a module is imported and `after[name](module)` once it
+    has executed, each once; the module itself is found and loaded by the other finders, unchanged."""
+
+    def __init__(self, before=None, after=None):
+        self.before, self.after = dict(before or {}), dict(after or {})
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in self.before:
+            self.before.pop(fullname)()
+        hook = self.after.pop(fullname, None)
+        if hook is None:
+            return None
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = HookedLoader(spec.loader, hook)
+        return spec
+
+
+class HookedLoader(importlib.abc.Loader):
+    """A module's own loader, then hook(module)."""
+
+    def __init__(self, loader, hook):
+        self.loader, self.hook = loader, hook
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        self.loader.exec_module(module)
+        self.hook(module)
+
+
+class BlockedImports(importlib.abc.MetaPathFinder):
+    """First on sys.meta_path: importing one of `roots` (or a submodule) fails as if it were not installed."""
+
+    def __init__(self, roots):
+        self.roots = frozenset(roots)
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname.partition(".")[0] in self.roots:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (blocked by the CPU test shims)", name=fullname)
+        return None
+
+
+def use_cpu_device(misc_module) -> None:
+    """After threestudio.utils.misc executes: its get_device() returns the CPU for every later importer."""
+    misc_module.get_device = cpu_device
+
+
+def map_gpu_accelerator_to_cpu(trainer_module) -> None:
+    """After pytorch_lightning.trainer.trainer executes: Trainer(accelerator="gpu", devices=N) runs on one CPU."""
+    trainer_class = trainer_module.Trainer
+    original_init = trainer_class.__init__
+
+    @functools.wraps(original_init)
+    def init_on_cpu(self, *args, **kwargs):
+        if kwargs.get("accelerator") in ("gpu", "cuda"):
+            kwargs.update(accelerator="cpu", devices=1)
+        original_init(self, *args, **kwargs)
+
+    trainer_class.__init__ = init_on_cpu
+
+
+def install_launch_hooks(blocked=()) -> None:
+    """The subprocess side (sitecustomize): placeholders before threestudio is imported, a CPU get_device, a CPU
+    Trainer; `blocked` modules fail to import (to test what a user without them sees)."""
+    if blocked:
+        sys.meta_path.insert(0, BlockedImports(blocked))
+    hooks = ImportHooks(
+        before={"threestudio": install_placeholders},
+        after={
+            "threestudio.utils.misc": use_cpu_device,
+            "pytorch_lightning.trainer.trainer": map_gpu_accelerator_to_cpu,
+        },
+    )
+    sys.meta_path.insert(0, hooks)
