@@ -170,5 +170,12 @@ def variance_arguments(parser: argparse.ArgumentParser):
     return run
 
 
+@subcommand("distill", "distill the teacher into a one-step student (DMD) with the DMD2 and the CARV estimator")
+def distill_arguments(parser: argparse.ArgumentParser):
+    from .distill.cli import add_arguments
+
+    return add_arguments(parser)
+
+
 if __name__ == "__main__":
     sys.exit(main())

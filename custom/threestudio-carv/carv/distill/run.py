@@ -1,0 +1,208 @@
+"""`carv distill`: train a one-step student with each DMD estimator for the same budget, measure variance and quality.
+
+Both students start from the same weights and see the same critic compute; the variance of the step's
+parameter gradient is measured for every estimator at checkpoints of the CARV run (networks frozen,
+`repeats` independent steps each, equal teacher evaluations per step).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from ..accounting import CostMeter, CostModel, ecm, optimal_k, predicted_variance, reuse_limit
+from ..timesteps import make_timestep_sampler
+from .networks import FakeScoreHead, OneStepStudent, TeacherScores, pooled_text
+from .objective import EstimatorSetting
+from .quality import decode, frechet_distance, judge_features, mean_with_se
+from .step import critic_step, dmd_step, pooled_components, repeated_step_gradients, trace_variance
+
+CARV_PROPOSALS = ("uniform", "sds", "fantasia3d", "gaussian", "adaptive")
+
+
+@dataclass
+class DistillOptions:
+    """Sizes of one `carv distill` run (defaults: about 15 minutes on a quiet 2-core CPU, one torch thread)."""
+
+    steps: int = 120  # student updates per estimator
+    samples: int = 4  # R: generated samples per CARV step (the baseline draws R K)
+    k: int = 8  # K: re-noisings per sample
+    proposal: str = "sds"  # CARV's q(t) (stratified); the baseline draws t uniformly
+    guidance_scale: float = 2.0  # real score's CFG, eps_c + s (eps_c - eps_u) (diffusers' s + 1)
+    min_step_percent: float = 0.02  # DMD2's t range [0.02 T, 0.98 T]
+    max_step_percent: float = 0.98
+    fake_updates: int = 4  # critic updates per student update (DMD2's SD v1.5 runs: 10)
+    student_lr: float = 1e-3
+    fake_lr: float = 1e-3
+    checkpoints: int = 4  # variance checkpoints along the CARV run (first at step 0, last at the end)
+    repeats: int = 10  # independent steps per estimator and checkpoint
+    eval_every: int = 20  # steps between quality evaluations
+    eval_samples: int = 16  # one-step samples per prompt at each evaluation (fixed noise)
+    reference_steps: int = 20  # DDIM steps of the teacher's reference samples
+    seed: int = 0
+    prompts: list[str] = field(default_factory=lambda: ["a red mug", "a blue car", "a green house", "a purple robot"])
+
+
+@dataclass
+class World:
+    """What every run shares: the teacher, its scheduler, prompt embeddings, judge and evaluation noise."""
+
+    teacher: object
+    scheduler: object
+    cond: torch.Tensor  # [P, N, F]
+    uncond: torch.Tensor  # [1, N, F]
+    judge: object
+    eval_noise: torch.Tensor  # [P * eval_samples, C, h, w]
+    eval_prompts: torch.Tensor  # [P * eval_samples]
+
+
+def check_options(options: DistillOptions) -> None:
+    """ValueError naming the first option a run cannot use."""
+    positive = ("steps", "samples", "k", "checkpoints", "eval_every", "eval_samples", "reference_steps")
+    for name in positive:
+        value = getattr(options, name)
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    if options.repeats < 3:
+        raise ValueError(f"--repeats must be at least 3 (a variance with a standard error), got {options.repeats}")
+    if options.k < 2:
+        raise ValueError(f"--k must be at least 2 (K = 1 is the baseline), got {options.k}")
+    if options.fake_updates < 0:
+        raise ValueError(f"--fake-updates must be >= 0, got {options.fake_updates}")
+    if options.eval_samples < 2:
+        raise ValueError(f"--eval-samples must be at least 2, got {options.eval_samples}")
+    if not options.prompts:
+        raise ValueError("give at least one prompt")
+    if options.proposal not in CARV_PROPOSALS:
+        raise ValueError(f"--proposal must be one of {', '.join(CARV_PROPOSALS)}, got {options.proposal!r}")
+    if not 0.0 <= options.min_step_percent <= options.max_step_percent < 1.0:
+        raise ValueError("need 0 <= min_step_percent <= max_step_percent < 1")
+
+
+def checkpoint_steps(steps: int, count: int) -> list[int]:
+    """`count` steps from 0 to `steps`, evenly spaced (distinct)."""
+    if count == 1:
+        return [steps]
+    return sorted({round(i * steps / (count - 1)) for i in range(count)})
+
+
+def sampler_for(setting: EstimatorSetting, teacher, options: DistillOptions):
+    t = teacher.alphas_cumprod.shape[0]
+    return make_timestep_sampler(
+        setting.proposal,
+        stratified=setting.stratified,
+        alphas_cumprod=teacher.alphas_cumprod,
+        min_step=int(t * options.min_step_percent),
+        max_step=int(t * options.max_step_percent),
+    )
+
+
+def new_networks(world: World, options: DistillOptions) -> tuple[OneStepStudent, FakeScoreHead]:
+    torch.manual_seed(options.seed)  # only the networks' initial weights; every draw uses its own generator
+    channels, width = world.teacher.noise_channels, world.cond.shape[-1]
+    return OneStepStudent(channels, width), FakeScoreHead(channels, width, world.teacher.alphas_cumprod.shape[0])
+
+
+@torch.no_grad()
+def one_step_samples(student: OneStepStudent, world: World) -> torch.Tensor:
+    """The student's latents for the fixed evaluation noise and prompts."""
+    return student(world.eval_noise, pooled_text(world.cond)[world.eval_prompts])
+
+
+def evaluate(world: World, latents: torch.Tensor, prompts: list[str], reference: torch.Tensor | None) -> dict:
+    """Prompt fidelity (mean, SE over samples), Frechet distance to the reference features (if given), features."""
+    images = decode(world.teacher, latents)
+    fidelity = torch.cat(
+        [world.judge.prompt_fidelity(images[world.eval_prompts == i], p) for i, p in enumerate(prompts)]
+    )
+    features = judge_features(world.judge, images)
+    return {
+        "fidelity": mean_with_se(fidelity),
+        "frechet": None if reference is None else frechet_distance(features, reference),
+        "features": features,
+    }
+
+
+def measure_variance(
+    student, head, world: World, settings: dict, options: DistillOptions, step: int, seed: int
+) -> dict:
+    """Trace variance of the step gradient of every setting at frozen networks; components and ECM (CARV sec. 3)."""
+    scores = TeacherScores(world.teacher, head, world.cond, world.uncond, options.guidance_scale)
+    generator = torch.Generator().manual_seed(seed)
+    out, meters = {"step": step}, {}
+    for name, setting in settings.items():
+        meters[name] = CostMeter()
+        grads, components = repeated_step_gradients(
+            student,
+            scores,
+            setting,
+            sampler_for(setting, world.teacher, options),
+            options.repeats,
+            generator,
+            meters[name],
+            grid=name == "matched_iid",
+        )
+        out[name] = asdict(trace_variance(grads))
+        if components:
+            out["components"] = pooled_components(components)
+    costs = CostModel(meters["matched_iid"].a, meters["matched_iid"].b)
+    base, carv = settings["baseline"], settings["carv"]
+    var_b, var_c = out["baseline"]["value"], out["carv"]["value"]
+    out["variance_reduction"] = var_b / var_c
+    out["variance_reduction_se"] = (
+        out["variance_reduction"] * ((out["baseline"]["se"] / var_b) ** 2 + (out["carv"]["se"] / var_c) ** 2) ** 0.5
+    )
+    out["variance_reduction_vs_matched_iid"] = out["matched_iid"]["value"] / var_c
+    out["variance_reduction_vs_same_samples"] = out["same_samples"]["value"] / var_c
+    c = out["components"]
+    out["costs"] = {"a": costs.a, "b": costs.b}
+    out["ecm"] = ecm(var_b, costs.step_cost(base.samples, 1), var_c, costs.step_cost(carv.samples, carv.k))
+    out["predicted"] = {
+        "baseline": predicted_variance(c["sigma_b2"], c["sigma_w2"], base.samples, 1),
+        "matched_iid": predicted_variance(c["sigma_b2"], c["sigma_w2"], carv.samples, carv.k),
+        "optimal_k": optimal_k(costs.a, costs.b, c["sigma_b2"], c["sigma_w2"]),
+        "reuse_limit": reuse_limit(costs, c["sigma_b2"], c["sigma_w2"]),
+    }
+    return out
+
+
+def train(
+    name: str, world: World, settings: dict, options: DistillOptions, reference: torch.Tensor, progress: tqdm
+) -> dict:
+    """Train a student with settings[name]; quality every eval_every steps, variance at checkpoints (CARV run)."""
+    setting = settings[name]
+    student, head = new_networks(world, options)
+    scores = TeacherScores(world.teacher, head, world.cond, world.uncond, options.guidance_scale)
+    sampler = sampler_for(setting, world.teacher, options)
+    student_opt = torch.optim.Adam(student.parameters(), lr=options.student_lr, betas=(0.0, 0.999))
+    fake_opt = torch.optim.Adam(head.parameters(), lr=options.fake_lr, betas=(0.0, 0.999))
+    generator = torch.Generator().manual_seed(options.seed + 1)
+    measure_at = checkpoint_steps(options.steps, options.checkpoints) if name == "carv" else []
+    history, variance, seconds = [], [], 0.0
+    for step in range(options.steps + 1):
+        if step in measure_at:
+            progress.set_postfix_str(f"{name}: variance at step {step}")
+            variance.append(measure_variance(student, head, world, settings, options, step, options.seed + 1000 + step))
+        if step % options.eval_every == 0 or step == options.steps:
+            quality = evaluate(world, one_step_samples(student, world), options.prompts, reference)
+            history.append(
+                {"step": step, "train_seconds": seconds, "fidelity": quality["fidelity"], "frechet": quality["frechet"]}
+            )
+        if step == options.steps:
+            break
+        started = time.perf_counter()
+        student_opt.zero_grad(set_to_none=True)
+        batch, result = dmd_step(student, scores, setting, sampler, generator)
+        student_opt.step()
+        sampler.update(result.t.flatten(), result.sq_norm.flatten())
+        for _ in range(options.fake_updates):
+            critic_step(scores, fake_opt, batch, options.samples, generator)
+        seconds += time.perf_counter() - started
+        progress.update(1)
+        progress.set_postfix_str(
+            f"{name}: fidelity {history[-1]['fidelity']['mean']:.2f} FD {history[-1]['frechet']:.1f}"
+        )
+    return {"student": student, "head": head, "history": history, "variance": variance, "train_seconds": seconds}
