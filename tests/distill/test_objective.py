@@ -130,3 +130,14 @@ def test_frechet_distance_equals_the_textbook_formula(n, m, d):
     b = torch.randn(m, d, generator=seeded(8), dtype=torch.float64) * 1.5 + 0.3
     assert frechet_distance(a, b) == pytest.approx(reference_frechet(a, b), rel=1e-6)
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_trace_variance_is_the_sum_of_coordinate_variances():
+    from carv.distill.step import trace_variance
+
+    g = torch.randn(12, 5, generator=seeded(9), dtype=torch.float64) * torch.arange(1.0, 6.0, dtype=torch.float64)
+    result = trace_variance(g)
+    assert result.value == pytest.approx(g.var(dim=0).sum().item(), rel=1e-12)
+    assert 0 < result.se < result.value and result.repeats == 12
+    with pytest.raises(ValueError, match="at least 3 repeats"):
+        trace_variance(g[:2])

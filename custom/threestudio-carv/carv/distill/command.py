@@ -81,7 +81,7 @@ def final_comparison(world: World, runs: dict, reference: dict, options: Distill
     """Paired differences CARV - baseline at the end: Frechet distance (bootstrap) and prompt fidelity (SE)."""
     features, fidelity = {}, {}
     for name in ("baseline", "carv"):
-        images = decode(world.teacher, one_step_samples(runs[name]["student"], world))
+        images = decode(world.teacher, one_step_samples(runs[name]["student"], world, options.guidance_scale))
         features[name] = judge_features(world.judge, images)
         fidelity[name] = torch.cat(
             [world.judge.prompt_fidelity(images[world.eval_prompts == i], p) for i, p in enumerate(options.prompts)]
@@ -95,7 +95,9 @@ def final_comparison(world: World, runs: dict, reference: dict, options: Distill
 def write_grid(world: World, runs: dict, reference: dict, options: DistillOptions, path: Path) -> None:
     images = {"teacher (multi-step)": decode(world.teacher, reference["latents"])}
     for name in ("baseline", "carv"):
-        images[f"{name} (one step)"] = decode(world.teacher, one_step_samples(runs[name]["student"], world))
+        images[f"{name} (one step)"] = decode(
+            world.teacher, one_step_samples(runs[name]["student"], world, options.guidance_scale)
+        )
     rows = {p: {s: im[world.eval_prompts == i] for s, im in images.items()} for i, p in enumerate(options.prompts)}
     sample_grid(rows, path)
 

@@ -72,15 +72,19 @@ class ConditionalConvNet(nn.Module):
 
 
 class OneStepStudent(nn.Module):
-    """G(z, y): noise [n, C, h, w] and pooled prompt embeddings [n, F] -> a latent [n, C, h, w] in one pass."""
+    """G(z, y) = x0_T(z, y) + net(z, x0_T, y): the teacher's one-step clean-latent prediction from pure noise at the
+    last timestep (DMD2 starts its student from the teacher at conditioning timestep 999) plus a trainable residual
+    that is zero at initialisation. noise, start [n, C, h, w], pooled prompt embeddings [n, F] -> latents."""
 
     def __init__(self, channels: int, text_width: int, width: int = 48):
         super().__init__()
         self.text = nn.Sequential(nn.Linear(text_width, 128), nn.SiLU(), nn.Linear(128, 128))
-        self.net = ConditionalConvNet(channels, 128, width, zero_output=False)
+        self.net = ConditionalConvNet(2 * channels, 128, width, zero_output=True)
+        self.channels = channels
 
-    def forward(self, noise: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return self.net(noise, self.text(text))
+    def forward(self, noise: torch.Tensor, text: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        residual = self.net(torch.cat([noise, start], dim=1), self.text(text))[:, : self.channels]
+        return start + residual
 
 
 class FakeScoreHead(nn.Module):
@@ -101,7 +105,7 @@ class TeacherScores:
     """The real score (teacher with CFG) and the fake score (teacher's unguided eps + head) of prompt-indexed samples.
 
     `prompt_of_sample` [R] names each generated sample's prompt (a row of `cond`); `scores(z_t, t, i)` returns
-    (eps_real, eps_fake) from one teacher batch [cond; uncond] per call, counting its rows in `evaluations`.
+    (eps_real, eps_fake) from one teacher batch [cond; uncond] per call.
     """
 
     def __init__(self, teacher, head: FakeScoreHead, cond: torch.Tensor, uncond: torch.Tensor, guidance_scale: float):
@@ -110,7 +114,6 @@ class TeacherScores:
         self.prompt_of_sample = torch.zeros(1, dtype=torch.long)
         side = int(teacher.unet.config.sample_size)
         self.teacher_shape = (teacher.noise_channels, side, side)  # one latent [C, h, w]
-        self.evaluations = 0
 
     def for_samples(self, prompt_of_sample: torch.Tensor) -> TeacherScores:
         """Set the prompts of the generated samples the next calls refer to; returns self."""
@@ -123,8 +126,16 @@ class TeacherScores:
         index = torch.arange(z_t.shape[0], device=z_t.device)
         with torch.no_grad():
             eps = self.teacher.predict_noise(torch.cat([z_t, z_t]), torch.cat([t, t]), text.blocks_for(index))
-        self.evaluations += z_t.shape[0]
         return eps.chunk(2)
+
+    def one_step_start(self, noise: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """The guided teacher's x0 prediction from pure noise at t = T - 1, [n, C, h, w] (the student's frozen start)."""
+        t = torch.full((noise.shape[0],), self.teacher.num_train_timesteps - 1, dtype=torch.long)
+        eps_cond, eps_uncond = self.teacher_eps(noise, t, prompts)
+        abar = self.teacher.alphas_cumprod[-1].to(noise.dtype)
+        return (
+            noise - (1 - abar).sqrt() * classifier_free_guidance(eps_cond, eps_uncond, self.guidance_scale)
+        ) / abar.sqrt()
 
     def scores(self, z_t: torch.Tensor, t: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(eps_real, eps_fake) [n, C, h, w] in float32 at z_t for generated samples `index` (no grad)."""

@@ -15,33 +15,41 @@ from tqdm.auto import tqdm
 
 from ..accounting import CostMeter, CostModel, ecm, optimal_k, predicted_variance, reuse_limit
 from ..timesteps import make_timestep_sampler
-from .networks import FakeScoreHead, OneStepStudent, TeacherScores, pooled_text
+from .networks import FakeScoreHead, OneStepStudent, TeacherScores
 from .objective import EstimatorSetting
 from .quality import decode, frechet_distance, judge_features, mean_with_se
-from .step import critic_step, dmd_step, pooled_components, repeated_step_gradients, trace_variance
+from .step import (
+    critic_step,
+    dmd_step,
+    fresh_critic_batch,
+    pooled_components,
+    repeated_step_gradients,
+    student_latents,
+    trace_variance,
+)
 
 CARV_PROPOSALS = ("uniform", "sds", "fantasia3d", "gaussian", "adaptive")
 
 
 @dataclass
 class DistillOptions:
-    """Sizes of one `carv distill` run (defaults: about 15 minutes on a quiet 2-core CPU, one torch thread)."""
+    """Sizes of one `carv distill` run (defaults: about 10 minutes on a quiet 2-core CPU, one torch thread)."""
 
-    steps: int = 120  # student updates per estimator
+    steps: int = 80  # student updates per estimator
     samples: int = 4  # R: generated samples per CARV step (the baseline draws R K)
     k: int = 8  # K: re-noisings per sample
     proposal: str = "sds"  # CARV's q(t) (stratified); the baseline draws t uniformly
     guidance_scale: float = 2.0  # real score's CFG, eps_c + s (eps_c - eps_u) (diffusers' s + 1)
     min_step_percent: float = 0.02  # DMD2's t range [0.02 T, 0.98 T]
     max_step_percent: float = 0.98
-    fake_updates: int = 4  # critic updates per student update (DMD2's SD v1.5 runs: 10)
+    fake_updates: int = 3  # critic updates per student update (DMD2's SD v1.5 runs: 10)
     student_lr: float = 1e-3
     fake_lr: float = 1e-3
-    checkpoints: int = 4  # variance checkpoints along the CARV run (first at step 0, last at the end)
-    repeats: int = 10  # independent steps per estimator and checkpoint
+    checkpoints: int = 3  # variance checkpoints along the CARV run (first at step 0, last at the end)
+    repeats: int = 8  # independent steps per estimator and checkpoint
     eval_every: int = 20  # steps between quality evaluations
     eval_samples: int = 16  # one-step samples per prompt at each evaluation (fixed noise)
-    reference_steps: int = 20  # DDIM steps of the teacher's reference samples
+    reference_steps: int = 16  # DDIM steps of the teacher's reference samples
     seed: int = 0
     prompts: list[str] = field(default_factory=lambda: ["a red mug", "a blue car", "a green house", "a purple robot"])
 
@@ -107,9 +115,10 @@ def new_networks(world: World, options: DistillOptions) -> tuple[OneStepStudent,
 
 
 @torch.no_grad()
-def one_step_samples(student: OneStepStudent, world: World) -> torch.Tensor:
+def one_step_samples(student: OneStepStudent, world: World, guidance_scale: float) -> torch.Tensor:
     """The student's latents for the fixed evaluation noise and prompts."""
-    return student(world.eval_noise, pooled_text(world.cond)[world.eval_prompts])
+    scores = TeacherScores(world.teacher, None, world.cond, world.uncond, guidance_scale)
+    return student_latents(student, scores, world.eval_noise, world.eval_prompts)
 
 
 def evaluate(world: World, latents: torch.Tensor, prompts: list[str], reference: torch.Tensor | None) -> dict:
@@ -127,7 +136,7 @@ def evaluate(world: World, latents: torch.Tensor, prompts: list[str], reference:
 
 
 def measure_variance(
-    student, head, world: World, settings: dict, options: DistillOptions, step: int, seed: int
+    student, head, world: World, settings: dict, options: DistillOptions, step: int, seed: int, carv_sampler
 ) -> dict:
     """Trace variance of the step gradient of every setting at frozen networks; components and ECM (CARV sec. 3)."""
     scores = TeacherScores(world.teacher, head, world.cond, world.uncond, options.guidance_scale)
@@ -139,7 +148,7 @@ def measure_variance(
             student,
             scores,
             setting,
-            sampler_for(setting, world.teacher, options),
+            carv_sampler if name == "carv" else sampler_for(setting, world.teacher, options),
             options.repeats,
             generator,
             meters[name],
@@ -177,17 +186,21 @@ def train(
     student, head = new_networks(world, options)
     scores = TeacherScores(world.teacher, head, world.cond, world.uncond, options.guidance_scale)
     sampler = sampler_for(setting, world.teacher, options)
-    student_opt = torch.optim.Adam(student.parameters(), lr=options.student_lr, betas=(0.0, 0.999))
-    fake_opt = torch.optim.Adam(head.parameters(), lr=options.fake_lr, betas=(0.0, 0.999))
+    student_opt = torch.optim.Adam(student.parameters(), lr=options.student_lr)
+    fake_opt = torch.optim.Adam(head.parameters(), lr=options.fake_lr)
     generator = torch.Generator().manual_seed(options.seed + 1)
     measure_at = checkpoint_steps(options.steps, options.checkpoints) if name == "carv" else []
     history, variance, seconds = [], [], 0.0
     for step in range(options.steps + 1):
         if step in measure_at:
             progress.set_postfix_str(f"{name}: variance at step {step}")
-            variance.append(measure_variance(student, head, world, settings, options, step, options.seed + 1000 + step))
+            variance.append(
+                measure_variance(student, head, world, settings, options, step, options.seed + 1000 + step, sampler)
+            )
         if step % options.eval_every == 0 or step == options.steps:
-            quality = evaluate(world, one_step_samples(student, world), options.prompts, reference)
+            quality = evaluate(
+                world, one_step_samples(student, world, options.guidance_scale), options.prompts, reference
+            )
             history.append(
                 {"step": step, "train_seconds": seconds, "fidelity": quality["fidelity"], "frechet": quality["frechet"]}
             )
@@ -198,8 +211,9 @@ def train(
         batch, result = dmd_step(student, scores, setting, sampler, generator)
         student_opt.step()
         sampler.update(result.t.flatten(), result.sq_norm.flatten())
-        for _ in range(options.fake_updates):
-            critic_step(scores, fake_opt, batch, options.samples, generator)
+        for update in range(options.fake_updates):
+            critic = batch if update == 0 else fresh_critic_batch(student, scores, options.samples, generator)
+            critic_step(scores, fake_opt, critic, options.samples, generator)
         seconds += time.perf_counter() - started
         progress.update(1)
         progress.set_postfix_str(

@@ -34,7 +34,18 @@ def generate(
     """n one-step samples x = G(z, y) for prompts drawn uniformly from the scores' prompts."""
     prompts = torch.randint(0, scores.cond.shape[0], (n,), generator=generator)
     noise = torch.randn((n, *shape), generator=generator)
-    return StudentBatch(student(noise, scores.pooled[prompts]), noise, prompts)
+    return StudentBatch(student_latents(student, scores, noise, prompts), noise, prompts)
+
+
+def student_latents(student: OneStepStudent, scores: TeacherScores, noise: torch.Tensor, prompts: torch.Tensor):
+    """G(z, y) for noise [n, C, h, w] and prompt rows [n]: the frozen teacher start, then the student's residual."""
+    return student(noise, scores.pooled[prompts], scores.one_step_start(noise, prompts))
+
+
+def fresh_critic_batch(student: OneStepStudent, scores: TeacherScores, n: int, generator: torch.Generator):
+    """New student samples for a critic update between student updates (DMD2 generates each iteration), no grad."""
+    with torch.no_grad():
+        return generate(student, scores, n, tuple(scores.teacher_shape), generator)
 
 
 def dmd_step(
