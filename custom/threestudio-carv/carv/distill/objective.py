@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from ..estimator import RenoiseResult, add_noise, renoise_k
-from ..timesteps import TimestepDraw, TimestepSampler
+from ..timesteps import TimestepDraw, TimestepSampler, make_timestep_sampler
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """scores(z_t [n, C, h, w], t [n], sample_index [n]) -> (eps_real, eps_fake), each [n, C, h, w]."""
@@ -81,6 +81,20 @@ def estimator_settings(samples: int, k: int, proposal: str) -> dict[str, Estimat
         "matched_iid": EstimatorSetting("matched_iid", samples, k),
         "same_samples": EstimatorSetting("same_samples", samples, 1),
     }
+
+
+def setting_sampler(
+    setting: EstimatorSetting, alphas_cumprod: torch.Tensor, min_step_percent: float, max_step_percent: float
+) -> TimestepSampler:
+    """The setting's (t, p/q) sampler on DMD2's range [int(T min%), int(T max%)]."""
+    t = alphas_cumprod.shape[0]
+    return make_timestep_sampler(
+        setting.proposal,
+        stratified=setting.stratified,
+        alphas_cumprod=alphas_cumprod,
+        min_step=int(t * min_step_percent),
+        max_step=int(t * max_step_percent),
+    )
 
 
 @torch.no_grad()

@@ -8,24 +8,20 @@ parameter gradient is measured for every estimator at checkpoints of the CARV ru
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from ..accounting import CostMeter, CostModel, ecm, optimal_k, predicted_variance, reuse_limit
-from ..timesteps import make_timestep_sampler
+from .measure import measure_variance
 from .networks import FakeScoreHead, OneStepStudent, TeacherScores
-from .objective import EstimatorSetting
+from .objective import setting_sampler
 from .quality import decode, frechet_distance, judge_features, mean_with_se
 from .step import (
     critic_step,
     dmd_step,
     fresh_critic_batch,
-    pooled_components,
-    repeated_step_gradients,
     student_latents,
-    trace_variance,
 )
 
 CARV_PROPOSALS = ("uniform", "sds", "fantasia3d", "gaussian", "adaptive")
@@ -97,21 +93,12 @@ def checkpoint_steps(steps: int, count: int) -> list[int]:
     return sorted({round(i * steps / (count - 1)) for i in range(count)})
 
 
-def sampler_for(setting: EstimatorSetting, teacher, options: DistillOptions):
-    t = teacher.alphas_cumprod.shape[0]
-    return make_timestep_sampler(
-        setting.proposal,
-        stratified=setting.stratified,
-        alphas_cumprod=teacher.alphas_cumprod,
-        min_step=int(t * options.min_step_percent),
-        max_step=int(t * options.max_step_percent),
-    )
-
-
 def new_networks(world: World, options: DistillOptions) -> tuple[OneStepStudent, FakeScoreHead]:
-    torch.manual_seed(options.seed)  # only the networks' initial weights; every draw uses its own generator
+    """Student and fake-score head with initial weights from options.seed (a forked RNG: the caller's is untouched)."""
     channels, width = world.teacher.noise_channels, world.cond.shape[-1]
-    return OneStepStudent(channels, width), FakeScoreHead(channels, width, world.teacher.alphas_cumprod.shape[0])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(options.seed)
+        return OneStepStudent(channels, width), FakeScoreHead(channels, width, world.teacher.alphas_cumprod.shape[0])
 
 
 @torch.no_grad()
@@ -135,49 +122,6 @@ def evaluate(world: World, latents: torch.Tensor, prompts: list[str], reference:
     }
 
 
-def measure_variance(
-    student, head, world: World, settings: dict, options: DistillOptions, step: int, seed: int, carv_sampler
-) -> dict:
-    """Trace variance of the step gradient of every setting at frozen networks; components and ECM (CARV sec. 3)."""
-    scores = TeacherScores(world.teacher, head, world.cond, world.uncond, options.guidance_scale)
-    generator = torch.Generator().manual_seed(seed)
-    out, meters = {"step": step}, {}
-    for name, setting in settings.items():
-        meters[name] = CostMeter()
-        grads, components = repeated_step_gradients(
-            student,
-            scores,
-            setting,
-            carv_sampler if name == "carv" else sampler_for(setting, world.teacher, options),
-            options.repeats,
-            generator,
-            meters[name],
-            grid=name == "matched_iid",
-        )
-        out[name] = asdict(trace_variance(grads))
-        if components:
-            out["components"] = pooled_components(components)
-    costs = CostModel(meters["matched_iid"].a, meters["matched_iid"].b)
-    base, carv = settings["baseline"], settings["carv"]
-    var_b, var_c = out["baseline"]["value"], out["carv"]["value"]
-    out["variance_reduction"] = var_b / var_c
-    out["variance_reduction_se"] = (
-        out["variance_reduction"] * ((out["baseline"]["se"] / var_b) ** 2 + (out["carv"]["se"] / var_c) ** 2) ** 0.5
-    )
-    out["variance_reduction_vs_matched_iid"] = out["matched_iid"]["value"] / var_c
-    out["variance_reduction_vs_same_samples"] = out["same_samples"]["value"] / var_c
-    c = out["components"]
-    out["costs"] = {"a": costs.a, "b": costs.b}
-    out["ecm"] = ecm(var_b, costs.step_cost(base.samples, 1), var_c, costs.step_cost(carv.samples, carv.k))
-    out["predicted"] = {
-        "baseline": predicted_variance(c["sigma_b2"], c["sigma_w2"], base.samples, 1),
-        "matched_iid": predicted_variance(c["sigma_b2"], c["sigma_w2"], carv.samples, carv.k),
-        "optimal_k": optimal_k(costs.a, costs.b, c["sigma_b2"], c["sigma_w2"]),
-        "reuse_limit": reuse_limit(costs, c["sigma_b2"], c["sigma_w2"]),
-    }
-    return out
-
-
 def train(
     name: str, world: World, settings: dict, options: DistillOptions, reference: torch.Tensor, progress: tqdm
 ) -> dict:
@@ -185,7 +129,7 @@ def train(
     setting = settings[name]
     student, head = new_networks(world, options)
     scores = TeacherScores(world.teacher, head, world.cond, world.uncond, options.guidance_scale)
-    sampler = sampler_for(setting, world.teacher, options)
+    sampler = setting_sampler(setting, world.teacher.alphas_cumprod, options.min_step_percent, options.max_step_percent)
     student_opt = torch.optim.Adam(student.parameters(), lr=options.student_lr)
     fake_opt = torch.optim.Adam(head.parameters(), lr=options.fake_lr)
     generator = torch.Generator().manual_seed(options.seed + 1)
