@@ -14,7 +14,7 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("text_to_3d", "compare", "turntable", "variance")
+COMMANDS = ("text_to_3d", "compare", "turntable", "variance", "distill")
 """The modules of this package that register subcommands, in the order `carv --help` lists them."""
 SUBCOMMANDS = {}
 
