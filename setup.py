@@ -31,6 +31,7 @@ setup(
         "imageio>=2.30",
         "imageio-ffmpeg",
         "matplotlib",
+        "traker",  # TRAK's random projector (carv.attribution.projection)
     ],
     extras_require={"dev": ["pytest>=8", "ruff>=0.5"]},
     entry_points={"console_scripts": ["carv=carv.cli:main"]},

@@ -170,5 +170,13 @@ def variance_arguments(parser: argparse.ArgumentParser):
     return run
 
 
+@subcommand("attribute", "attribute teacher samples to training images (TRAK) with IID, grid and CARV draws")
+def attribute_arguments(parser: argparse.ArgumentParser):
+    from .attribution.command import add_arguments, run
+
+    add_arguments(parser)
+    return run
+
+
 if __name__ == "__main__":
     sys.exit(main())
