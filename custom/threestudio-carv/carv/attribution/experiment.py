@@ -26,7 +26,7 @@ DEFAULT_QUERIES = (
     *(caption(c, s) for c, s in HELD_OUT_PAIRS),
     "a green mug",
     "a purple duck",
-    "an orange house",
+    "a yellow house",
     "a blue robot",
 )
 CARV_PROPOSALS = ("uniform", "sds", "fantasia3d")
