@@ -82,5 +82,7 @@ def run(args: argparse.Namespace) -> None:
         k = row["budget"]
         carv, iid = report["curves"]["carv"][k], report["curves"]["iid"].get(k)
         iid_text = f"IID {iid['spearman']:.3f}" if iid else "IID -"
-        print(f"K={k}: CARV {carv['spearman']:.3f} +- {carv['se']:.3f}, {iid_text}, multiplier {row['multiplier']:.2f} ({row['bound']})")
+        print(
+            f"K={k}: CARV {carv['spearman']:.3f} +- {carv['se']:.3f}, {iid_text}, multiplier {row['multiplier']:.2f} ({row['bound']})"
+        )
     print(f"attribution folder: {folder}")

@@ -52,7 +52,8 @@ def draws_for(correlation: float, budgets: list[int], curve: list[float]) -> tup
     """
     if correlation <= curve[0]:
         return float(budgets[0]), "at_most"
-    for (k0, c0), (k1, c1) in zip(zip(budgets, curve), zip(budgets[1:], curve[1:]), strict=False):
+    for i in range(len(budgets) - 1):
+        (k0, c0), (k1, c1) = (budgets[i], curve[i]), (budgets[i + 1], curve[i + 1])
         if c0 < correlation <= c1:
             share = (correlation - c0) / (c1 - c0)
             return 2.0 ** (math.log2(k0) + share * (math.log2(k1) - math.log2(k0))), "exact"

@@ -69,7 +69,9 @@ def encode(teacher: DiffusionTeacher, images: torch.Tensor, batch: int = 64) -> 
     """Latents [N, 4, h, w] of images [N, 3, H, W] in [0, 1]: the VAE posterior mean * scaling_factor, once each."""
     images = at_resolution(images, teacher.native_resolution)
     scale = teacher.vae.config.scaling_factor
-    parts = [teacher.vae.encode(images[i : i + batch] * 2.0 - 1.0).latent_dist.mean for i in range(0, len(images), batch)]
+    parts = [
+        teacher.vae.encode(images[i : i + batch] * 2.0 - 1.0).latent_dist.mean for i in range(0, len(images), batch)
+    ]
     return torch.cat(parts) * scale
 
 
