@@ -26,7 +26,7 @@ def scores_of(report):
 
 def test_same_seed_same_scores_and_the_files(toy_teacher, tmp_path, capsys):
     first, report = run(toy_teacher, tmp_path, capsys)
-    for name in ("report.json", "correlation_vs_samples.png", "queries_top_train.png"):
+    for name in ("report.json", "correlation_vs_samples.png", "queries_top_train.png", "features.pt"):
         assert (first / name).is_file(), name
     assert sorted(report["curves"]) == ["carv", "grid", "iid"]
     assert sorted(int(k) for k in report["curves"]["iid"]) == [1, 2, 4]

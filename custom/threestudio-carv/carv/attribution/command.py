@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--truth-draws", type=int, default=DEFAULTS.truth_draws, help="(default: %(default)s)")
     parser.add_argument("--proposal", default=DEFAULTS.proposal, help="CARV's q(t) (default: %(default)s)")
     parser.add_argument("--proj-dim", type=int, default=DEFAULTS.proj_dim, help="(default: %(default)s)")
+    parser.add_argument(
+        "--ridge", type=float, default=DEFAULTS.ridge, help="TRAK kernel damping (default: %(default)s)"
+    )
     parser.add_argument("--query-steps", type=int, default=DEFAULTS.query_steps, help="(default: %(default)s)")
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
     parser.add_argument("--tag", default=DEFAULTS.tag, help="report folder name before @timestamp")
@@ -48,6 +51,7 @@ def settings_of(args: argparse.Namespace) -> AttributionSettings:
         truth_draws=args.truth_draws,
         proposal=args.proposal,
         proj_dim=args.proj_dim,
+        ridge=args.ridge,
         query_steps=args.query_steps,
         seed=args.seed,
         tag=args.tag,

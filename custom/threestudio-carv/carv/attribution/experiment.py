@@ -1,7 +1,8 @@
 """`carv attribute`: attribute teacher samples to training images with each estimator at equal draws per example.
 
 Imports diffusers (through ``teacher``); import by path. Writes <out>/<tag>@<timestamp>/ with report.json,
-correlation_vs_samples.png and queries_top_train.png.
+correlation_vs_samples.png, queries_top_train.png and features.pt
+(the projected per-draw gradients [N + Q, K, P] of each design, in the order of ``Designs.all``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def check_settings(s: AttributionSettings, unknown_words) -> None:
         raise ValueError(f"every budget (draws per example) must be >= 1, got {list(s.budgets)}")
     if s.truth_draws < 2 or s.truth_draws % 2:
         raise ValueError(f"truth_draws must be an even number >= 2 (two halves), got {s.truth_draws}")
+    if not s.ridge >= 0:
+        raise ValueError(f"ridge must be >= 0, got {s.ridge}")
     if s.proposal not in CARV_PROPOSALS:
         raise ValueError(f"unknown proposal {s.proposal!r}; valid: {', '.join(CARV_PROPOSALS)} (of {PROPOSALS})")
     if not s.queries:
@@ -210,6 +213,7 @@ def run_attribution(s: AttributionSettings, folder: Path) -> dict:
                 )
             )  # fmt: skip
     clock["gradients"] = time.time()
+    torch.save({"per_draw": per_draw, "n_train": len(train.captions)}, folder / "features.pt")
     result = analyse(s, designs, per_draw, len(train.captions))
     matches = top_matches(result.pop("truth_scores"), list(s.queries), train)
     plot_correlation(result, folder / "correlation_vs_samples.png", s)
