@@ -130,7 +130,7 @@ def curve(features: list[torch.Tensor], truth: torch.Tensor, n_train: int, ridge
 
 
 def top_matches(truth: torch.Tensor, queries: list[str], train) -> list[dict]:
-    """Per query: its top training images by ground-truth score and how many share its shape and colour."""
+    """Per query: its top training images by ground-truth score, how many share its shape and colour, and chance."""
     rows = []
     for q, prompt in enumerate(queries):
         parsed = parse_prompt(prompt)
@@ -144,6 +144,8 @@ def top_matches(truth: torch.Tensor, queries: list[str], train) -> list[dict]:
                 "top_index": top.tolist(),
                 f"same_shape_in_top{TOP}": same_shape,
                 f"same_colour_in_top{TOP}": same_colour,
+                "chance_same_shape": TOP * (train.shape == parsed.shape).double().mean().item(),
+                "chance_same_colour": TOP * (train.colour == parsed.colour).double().mean().item(),
             }
         )
     return rows
