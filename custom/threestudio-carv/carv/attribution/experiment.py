@@ -48,7 +48,7 @@ class AttributionSettings:
     proposal: str = "uniform"  # CARV's timestep proposal q (weights p/q): uniform, sds or fantasia3d
     proj_dim: int = 256  # dimension of the random projection
     projection: str = "rademacher"  # rademacher or normal
-    ridge: float = 1e-2  # TRAK kernel damping, relative to the kernel's mean eigenvalue
+    ridge: float = 1.0  # TRAK kernel damping lambda, in units of the kernel's mean eigenvalue
     query_steps: int = 25  # DDIM steps of each query sample
     guidance_scale: float = 7.5  # CFG scale of the query samples
     chunk: int = 128  # (example, draw) gradients per vmap call
