@@ -47,6 +47,7 @@ setup(
         "imageio>=2.30",
         "imageio-ffmpeg",
         "matplotlib",
+        "traker",  # TRAK's random projector (carv.attribution.projection)
     ],
     extras_require={
         "dev": ["pytest>=8", "ruff>=0.5"],

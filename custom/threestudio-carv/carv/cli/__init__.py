@@ -14,7 +14,7 @@ import sys
 
 from .. import __version__
 
-COMMANDS = ("text_to_3d", "compare", "turntable", "variance", "distill")
+COMMANDS = ("text_to_3d", "compare", "turntable", "variance", "attribute", "distill")
 """The modules of this package that register subcommands, in the order `carv --help` lists them."""
 SUBCOMMANDS = {}
 
@@ -36,7 +36,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, default: str = "cpu-ca
     )
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser; only `command`'s own arguments are built (its module may import what they need),
+    the other subcommands are listed with their help line."""
     for module in COMMANDS:
         importlib.import_module(f".{module}", __name__)
     top = argparse.ArgumentParser(prog="carv", description="CARV text-to-3D on any machine")
@@ -44,12 +46,19 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
     for name, (help, add_arguments) in SUBCOMMANDS.items():
         sub = commands.add_parser(name, help=help, description=help)
-        sub.set_defaults(run=add_arguments(sub))
+        if name == command:
+            sub.set_defaults(run=add_arguments(sub))
     return top
 
 
+def chosen_command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line: its first word that is not an option."""
+    return next((word for word in argv if not word.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    top = parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    top = parser(chosen_command(argv))
     args, extra = top.parse_known_args(argv)
     unknown = [item for item in extra if item.startswith("-") or "=" not in item or not hasattr(args, "overrides")]
     if unknown:
