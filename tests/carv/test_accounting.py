@@ -1,7 +1,5 @@
 """Variance components, cost model, K* and ECM (CARV sec. 3)."""
 
-import math
-
 import pytest
 import torch
 
@@ -13,16 +11,7 @@ from carv.accounting import (
     work_normalised_variance,
 )
 
-from .stats import chi2_lower_quantile, two_sided_z
-
-
-def planted_grid(r: int, k: int, d: int, sigma_b2: float, sigma_w2: float, seed: int, dtype=torch.float64):
-    """g_rk = mu + b_r + e_rk with trace Var(b) = sigma_b2 and trace Var(e) = sigma_w2."""
-    mu = torch.linspace(-1.0, 1.0, d, dtype=dtype).view(1, 1, d)  # the expectation, fixed across seeds
-    g = torch.Generator().manual_seed(seed)
-    between = torch.randn(r, 1, d, generator=g, dtype=dtype) * math.sqrt(sigma_b2 / d)
-    within = torch.randn(r, k, d, generator=g, dtype=dtype) * math.sqrt(sigma_w2 / d)
-    return mu + between + within
+from ..helpers import chi2_lower_quantile, planted_grid, two_sided_z
 
 
 def test_components_recover_planted_values_within_their_standard_error():

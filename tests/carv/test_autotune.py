@@ -7,7 +7,7 @@ import pytest
 import carv
 from carv.autotune import AutoK
 
-from .test_accounting import planted_grid
+from ..helpers import planted_grid
 
 
 def test_auto_k_picks_the_known_k_star_from_planted_components():

@@ -5,7 +5,7 @@ import torch
 
 import carv
 
-from .stats import two_sided_z
+from ..helpers import two_sided_z
 
 ALPHAS = carv.stable_diffusion_alphas_cumprod()
 

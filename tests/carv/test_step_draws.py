@@ -11,9 +11,8 @@ from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, 
 from carv.stratified_variance import grid_components
 from carv.timesteps import draw_timesteps
 
+from ..helpers import planted_grid, two_sided_z
 from ..score_distillation.helpers import AnalyticTeacher, seeded
-from .stats import two_sided_z
-from .test_accounting import planted_grid
 
 STEPS = 1000
 

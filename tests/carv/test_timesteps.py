@@ -6,7 +6,7 @@ import torch
 import carv
 from carv.timesteps import inverse_cdf
 
-from .stats import two_sided_z, variance_upper_bound
+from ..helpers import two_sided_z, variance_upper_bound
 
 MIN_STEP, MAX_STEP = 20, 980
 N_DRAWS = 20_000

@@ -6,7 +6,7 @@ import carv
 from carv.stratified_variance import repeated_variance
 from carv.toy_expectation import PeakedNormToy, estimate_means, exact_single_draw_variance
 
-from .stats import two_sided_z
+from ..helpers import two_sided_z
 
 TOY = PeakedNormToy()
 

@@ -14,11 +14,7 @@ import carv
 from carv.cli import main
 from carv.pipeline.runner import text_to_3d
 
-from ..pipeline.fixtures import assert_same_parameters, shrunken
-
-
-def run_folder_of(output: str) -> Path:
-    return Path(next(line for line in output.splitlines() if line.startswith("run folder: ")).split(": ", 1)[1])
+from ..helpers import assert_one_line_error, assert_same_parameters, run_folder_of, shrunken
 
 
 def test_text_to_3d_then_turntable(toy_teacher, random_judge, tmp_path, capsys):
@@ -48,15 +44,6 @@ def test_compare_writes_video_plot_and_times(toy_teacher, random_judge, tmp_path
     for label in ("baseline", "carv"):
         assert summary[label]["seconds_to_threshold"] is not None  # threshold 0.01: reached at the first check
         assert (folder / label / "ckpts" / "last.ckpt").is_file()
-
-
-def assert_one_line_error(capsys, argv, *fragments):
-    assert main(argv) == 2
-    captured = capsys.readouterr()
-    lines = [line for line in captured.err.splitlines() if line.startswith("carv ")]
-    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_unknown_words_list_the_known_ones_and_how_to_switch(toy_teacher, random_judge, tmp_path, capsys):

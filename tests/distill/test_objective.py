@@ -9,7 +9,7 @@ import torch
 import carv
 from carv.distill.objective import dmd_direction, dmd_gradient, recovered_noise
 
-from ..carv.stats import two_sided_z
+from ..helpers import two_sided_z
 
 R, K, STEPS = 2, 4, 100
 LOW, HIGH = 100, 163  # a 64-timestep range keeps the exact sum over t cheap

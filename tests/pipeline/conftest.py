@@ -1,6 +1,6 @@
 import pytest
 
-from .fixtures import build_random_judge, build_toy_vocabulary_teacher
+from ..helpers import build_random_judge, build_toy_vocabulary_teacher
 
 
 @pytest.fixture(scope="session")

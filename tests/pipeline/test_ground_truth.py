@@ -24,7 +24,7 @@ from carv.toyworld.ground_truth import PSNR_CAP, score_views, true_views
 from carv.toyworld.shapes import make_shape
 from carv.toyworld.world import COLOURS
 
-from .fixtures import shrunken
+from ..helpers import shrunken
 
 PROMPT = "a red mug"
 BEST = {"iou": 1.0, "masked_psnr": PSNR_CAP, "ssim": 1.0}

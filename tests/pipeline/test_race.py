@@ -17,7 +17,7 @@ from carv.pipeline.race import (
 )
 from carv.toyworld.ground_truth import RACE_FIGURE
 
-from .fixtures import shrunken
+from ..helpers import shrunken
 
 BASELINE = [(0.0, 0.5), (10.0, 0.6), (20.0, 0.7), (30.0, 0.75), (40.0, 0.8)]
 CARV = [(0.0, 0.5), (8.0, 0.65), (16.0, 0.78), (24.0, 0.85), (32.0, 0.9)]

@@ -9,7 +9,7 @@ from carv.pipeline.config import load_config
 from carv.pipeline.errors import UserError
 from carv.pipeline.runner import make_run_dir, new_folder, prompt_tag, text_to_3d
 
-from .fixtures import assert_same_parameters, shrunken
+from ..helpers import assert_same_parameters, shrunken
 
 PROMISED = [
     "ckpts/last.ckpt",

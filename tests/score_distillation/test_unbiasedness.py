@@ -12,7 +12,7 @@ import carv
 from carv.diffusion.teacher import load_teacher
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
 
-from ..carv.stats import two_sided_z
+from ..helpers import two_sided_z
 from .helpers import AnalyticTeacher, seeded
 
 RENDERS, K, STEPS = 2, 4, 400

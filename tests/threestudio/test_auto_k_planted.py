@@ -10,7 +10,7 @@ import carv
 from carv.autotune import ProbeResult
 from carv.timing import PhaseClock
 
-from ..carv.test_accounting import planted_grid
+from ..helpers import planted_grid
 from .conftest import EXTENSION_DIR
 
 

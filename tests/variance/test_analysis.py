@@ -6,7 +6,7 @@ import torch
 import carv
 from carv.variance_model import BASELINE, SETTINGS, Grid, Setting, VarianceModel, fit, summarise
 
-from ..carv.test_accounting import planted_grid
+from ..helpers import planted_grid
 
 
 def planted_fit(sigma_b2: float, sigma_w2: float, stratified: bool, seed: int):

@@ -8,7 +8,7 @@ from carv.autotune import AutoKController, AutoKOptions, step_costs
 from carv.pipeline.errors import UserError
 from carv.pipeline.runner import text_to_3d
 
-from ..pipeline.fixtures import assert_same_parameters, shrunken
+from ..helpers import assert_same_parameters, shrunken
 
 
 def logged(run_dir, key: str) -> list[float]:
@@ -115,7 +115,7 @@ def test_auto_in_the_pipeline_sets_the_k_star_of_a_planted_probe(toy_teacher, ra
     import carv.pipeline.probe
     from carv.autotune import ProbeResult
 
-    from ..carv.test_accounting import planted_grid
+    from ..helpers import planted_grid
 
     planted = ProbeResult(carv.variance_components(planted_grid(4000, 4, 6, 1.0, 4.0, seed=3)), 16.0, 1.0)
     monkeypatch.setattr(carv.pipeline.probe, "auto_k_probe", lambda system, renders, draws, step: planted)

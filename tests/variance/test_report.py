@@ -6,8 +6,7 @@ from pathlib import Path
 from carv.cli import main
 from carv.variance.text import headline, markdown_table
 
-from ..cli.test_cli import assert_one_line_error, run_folder_of
-from ..pipeline.fixtures import shrunken
+from ..helpers import assert_one_line_error, run_folder_of, shrunken
 
 PER_CHECKPOINT = ("components.csv", "ecm_table.csv", "draws.csv", "ecm_frontier.png", "gradient_norm_vs_t.png")
 SMALL_PROBE = ["--renders", "3", "--draws", "2", "--repeats", "3"]

@@ -8,8 +8,7 @@ import torch
 import carv
 from carv.stratified_variance import predicted_variance_se, repeated_variance, stratified_variance_components
 
-from ..carv.stats import two_sided_z
-from ..carv.test_accounting import planted_grid
+from ..helpers import planted_grid, two_sided_z
 
 
 def stratified_t(r: int, k: int, generator: torch.Generator) -> torch.Tensor:

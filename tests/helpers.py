@@ -1,7 +1,10 @@
-"""A tiny random teacher that knows the toy world's words, a random judge, and shrunken run overrides."""
+"""Helpers shared by the tests (the one module tests import besides conftest): statistical tolerances from
+standard errors, planted variance grids, the tiny toy-world teacher and judge with shrunken run overrides, and
+the CLI's one-line-error check."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -11,6 +14,36 @@ from carv.testing.teachers import build_tiny_sd_teacher, seeded, tiny_text_encod
 from carv.toyworld.judge import Judge, ToyJudge
 from carv.toyworld.tokenizer import write_clip_tokenizer
 from carv.toyworld.world import VOCABULARY
+
+CONFIDENCE = 0.99
+
+
+def two_sided_z(confidence: float = CONFIDENCE, comparisons: int = 1) -> float:
+    """z such that |N(0,1)| < z with probability `confidence`, Bonferroni-corrected over `comparisons`."""
+    tail = (1.0 - confidence) / (2 * comparisons)
+    return float(torch.special.ndtri(torch.tensor(1.0 - tail, dtype=torch.float64)))
+
+
+def chi2_lower_quantile(dof: int, probability: float) -> float:
+    """Wilson-Hilferty approximation of the chi-square quantile at `probability`."""
+    z = float(torch.special.ndtri(torch.tensor(probability, dtype=torch.float64)))
+    c = 2.0 / (9.0 * dof)
+    return dof * (1.0 - c + z * math.sqrt(c)) ** 3
+
+
+def variance_upper_bound(samples: torch.Tensor, confidence: float = CONFIDENCE) -> float:
+    """One-sided upper confidence bound of the variance of normal-ish samples."""
+    m = samples.numel()
+    return samples.var().item() * (m - 1) / chi2_lower_quantile(m - 1, 1.0 - confidence)
+
+
+def planted_grid(r: int, k: int, d: int, sigma_b2: float, sigma_w2: float, seed: int, dtype=torch.float64):
+    """g_rk = mu + b_r + e_rk with trace Var(b) = sigma_b2 and trace Var(e) = sigma_w2."""
+    mu = torch.linspace(-1.0, 1.0, d, dtype=dtype).view(1, 1, d)  # the expectation, fixed across seeds
+    g = torch.Generator().manual_seed(seed)
+    between = torch.randn(r, 1, d, generator=g, dtype=dtype) * math.sqrt(sigma_b2 / d)
+    within = torch.randn(r, k, d, generator=g, dtype=dtype) * math.sqrt(sigma_w2 / d)
+    return mu + between + within
 
 
 def build_toy_vocabulary_teacher(folder: Path) -> Path:
@@ -65,3 +98,18 @@ def assert_same_parameters(first: Path, second: Path) -> None:
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
     else:
         assert torch.equal(a, b)
+
+
+def run_folder_of(output: str) -> Path:
+    return Path(next(line for line in output.splitlines() if line.startswith("run folder: ")).split(": ", 1)[1])
+
+
+def assert_one_line_error(capsys, argv, *fragments):
+    from carv.cli import main
+
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("carv ")]
+    assert len(lines) == 1 and "Traceback" not in captured.err, captured.err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
