@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from carv.toyworld.cameras import VIEW_NAMES
+from carv.cameras import VIEW_NAMES
 from carv.toyworld.evaluation import image_sds, sample_images, score_samples
 from carv.toyworld.judge import Judge
 from carv.toyworld.teacher import load_teacher

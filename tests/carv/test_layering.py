@@ -36,3 +36,25 @@ def test_threestudio_adapters_never_import_the_cpu_pipeline(adapter):
     imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [name for name in imported if name.startswith(("carv.pipeline", "carv.variance"))]
+
+
+def imported_modules(path: Path, package: str) -> list[str]:
+    """Every module a file imports, relative imports resolved against its package (e.g. carv.pipeline)."""
+    names = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            names.append(".".join([*base, node.module] if node.module else base))
+    return names
+
+
+PIPELINE = Path(carv.__path__[0]) / "pipeline"
+
+
+@pytest.mark.parametrize("module", sorted(p.name for p in PIPELINE.glob("*.py")))
+def test_the_cpu_pipeline_meets_the_toy_world_through_one_door(module):
+    """carv.pipeline imports the toy world's names from carv.toyworld itself, never from its modules."""
+    names = imported_modules(PIPELINE / module, "carv.pipeline")
+    assert not [name for name in names if name.startswith("carv.toyworld.")], names

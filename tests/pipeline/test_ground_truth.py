@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from carv.cameras import make_cameras
 from carv.pipeline.cameras import orbit
 from carv.pipeline.config import load_config
 from carv.pipeline.field import magic3d_blob
@@ -19,7 +20,6 @@ from carv.pipeline.ground_truth import (
 )
 from carv.pipeline.runner import text_to_3d
 from carv.pipeline.system import TextTo3DSystem
-from carv.toyworld.cameras import make_cameras
 from carv.toyworld.ground_truth import PSNR_CAP, score_views, true_views
 from carv.toyworld.shapes import make_shape
 from carv.toyworld.world import COLOURS

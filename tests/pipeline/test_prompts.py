@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from carv.cameras import VIEW_NAMES
 from carv.pipeline.errors import UserError
 from carv.pipeline.prompts import ViewDependentPrompts, check_prompt, check_vocabulary, known_words, teacher_prompt
-from carv.toyworld.cameras import VIEW_NAMES
 
 
 class RecordingEncoder:

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from carv.cameras import make_cameras
 from carv.pipeline.ground_truth import threestudio_test_batch
-from carv.toyworld.cameras import make_cameras
 from carv.toyworld.ground_truth import PSNR_CAP, true_views
 
 from .conftest import load_script

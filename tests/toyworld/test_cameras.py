@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from carv.toyworld.cameras import VIEW_NAMES, make_cameras, rays, sample_cameras, shift_azimuth, view_class
+from carv.cameras import VIEW_NAMES, make_cameras, rays, sample_cameras, shift_azimuth, view_class
 
 
 def test_positions_match_threestudio_formula():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from carv.toyworld.cameras import make_cameras
+from carv.cameras import make_cameras
 from carv.toyworld.ground_truth import PSNR_CAP, TrueViews, psnr, score_views, soft_iou, ssim, true_views
 
 PROMPT = "a red mug"

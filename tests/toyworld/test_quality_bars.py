@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 
-from carv.toyworld.cameras import VIEW_NAMES, make_cameras, view_class
+from carv.cameras import VIEW_NAMES, make_cameras, view_class
 from carv.toyworld.judge import Judge
 from carv.toyworld.render import compose, render_geometry
 from carv.toyworld.shapes import make_shape

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from carv.toyworld.cameras import make_cameras
+from carv.cameras import make_cameras
 from carv.toyworld.render import compose, render_geometry
 from carv.toyworld.shapes import BOUNDING_RADIUS, make_shape
 from carv.toyworld.tokenizer import build_vocabulary

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..toyworld.cameras import VIEW_NAMES
+from ..cameras import VIEW_NAMES
 from ..toyworld.recipe import training_views
 from ..toyworld.world import COLOUR_NAMES, SHAPE_NAMES, caption, render_world
 

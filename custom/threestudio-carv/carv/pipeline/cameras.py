@@ -1,6 +1,6 @@
 """Training cameras and evaluation views with threestudio's random-camera-datamodule semantics.
 
-Camera geometry, view classes and rays are carv.toyworld.cameras' (threestudio's conventions).
+Camera geometry, view classes and rays are carv.cameras' (threestudio's conventions).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..toyworld.cameras import Cameras, make_cameras, rays, view_class
+from ..cameras import Cameras, make_cameras, rays, view_class
 from .config import DataConfig
 
 

@@ -15,7 +15,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
-from ..toyworld.ground_truth import RACE_FIGURE
+from ..toyworld import RACE_FIGURE
 from .errors import UserError
 from .race import LABELS, plot_race, quality_curve, race
 from .runner import judge_can_score, new_folder, prepare, prompt_tag, text_to_3d

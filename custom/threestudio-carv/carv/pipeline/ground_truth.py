@@ -15,8 +15,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from ..toyworld.ground_truth import TrueViews, score_views, true_views
-from ..toyworld.world import parse_prompt
+from ..toyworld import TrueViews, parse_prompt, score_views, true_views
 from .cameras import CameraBatch, orbit
 from .config import DataConfig
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from ..cameras import VIEW_NAMES, view_suffix
 from ..score_distillation import TextConditioning
-from ..toyworld.cameras import VIEW_NAMES, view_suffix
-from ..toyworld.tokenizer import END_OF_WORD, caption_form, unknown_words
+from ..toyworld import END_OF_WORD, caption_form, unknown_words
 from .errors import UserError
 
 LISTED_WORDS = 60

@@ -104,7 +104,7 @@ def load_judge(config: DictConfig):
         raise UserError(
             f"judge folder {folder} does not exist; give evaluation.judge=FOLDER, or evaluation.judge='' to skip fidelity"
         )
-    from ..toyworld.judge import Judge
+    from ..toyworld import Judge
 
     try:
         return Judge.load(folder)
@@ -116,7 +116,7 @@ def load_judge(config: DictConfig):
 
 def judge_can_score(judge, prompt: str) -> str | None:
     """None if the judge can score the prompt, else why not."""
-    from ..toyworld.world import parse_prompt
+    from ..toyworld import parse_prompt
 
     if judge is None:
         return "no judge (evaluation.judge is empty)"

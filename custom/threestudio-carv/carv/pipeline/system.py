@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
+from ..cameras import Cameras
 from ..render.volume import render_rays
 from ..timing import PhaseClock
-from ..toyworld.cameras import Cameras
-from ..toyworld.render import light_directions
+from ..toyworld import light_directions
 from .cameras import CameraBatch, orbit, train_batch
 from .config import scheduled
 from .field import VoxelGridField

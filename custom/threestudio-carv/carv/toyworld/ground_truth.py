@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .cameras import Cameras
+from ..cameras import Cameras
 from .render import compose, render_geometry
 from .shapes import make_shape
 from .world import COLOUR_NAMES, COLOURS, SHAPE_NAMES, parse_prompt

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .cameras import VIEW_NAMES
+from ..cameras import VIEW_NAMES
 from .world import COLOUR_NAMES, SHAPE_NAMES, WorldViews, parse_prompt
 
 JUDGE_SIZE = 64

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm import tqdm
 
+from ..cameras import VIEW_NAMES
 from . import teacher as T
-from .cameras import VIEW_NAMES
 from .judge import judge_accuracy, train_judge
 from .world import COLOUR_NAMES, COLOURS, SHAPE_NAMES, WorldViews, caption, render_world, training_pairs
 

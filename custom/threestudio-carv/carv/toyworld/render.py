@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .cameras import Cameras, rays
+from ..cameras import Cameras, rays
 from .shapes import BOUNDING_RADIUS, DARK, Shape
 
 BACKGROUND = (1.0, 1.0, 1.0)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .cameras import VIEW_NAMES, VIEW_SUFFIXES, make_cameras, sample_cameras, view_class
+from ..cameras import VIEW_NAMES, VIEW_SUFFIXES, make_cameras, sample_cameras, view_class
 from .render import GeometryBuffer, compose, render_geometry
 from .shapes import SHAPE_BUILDERS, make_shape
 
