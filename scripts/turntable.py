@@ -26,6 +26,8 @@ import imageio.v2 as imageio
 import numpy as np
 from omegaconf import OmegaConf
 
+from carv.pipeline.video import side_by_side as labelled_side_by_side
+
 FPS = 30
 THREESTUDIO_TEST_VIEWS = 120  # threestudio's default data.n_test_views
 
@@ -107,27 +109,10 @@ def write_video(frames: list[np.ndarray], mp4: Path, fps: int = FPS) -> tuple[Pa
     return mp4, gif
 
 
-def labelled(frame: np.ndarray, label: str, bar: int = 24) -> np.ndarray:
-    """frame [H, W, 3] with a white bar above it holding label."""
-    from PIL import Image, ImageDraw
-
-    canvas = Image.new("RGB", (frame.shape[1], frame.shape[0] + bar), "white")
-    canvas.paste(Image.fromarray(frame), (0, bar))
-    ImageDraw.Draw(canvas).text((6, 6), label, fill="black")
-    return np.asarray(canvas)
-
-
 def side_by_side(videos: list[Path], labels: list[str]) -> list[np.ndarray]:
-    """Frames of the videos, each labelled, placed left to right (cut to the shortest, padded to the tallest)."""
-    clips = [
-        [labelled(frame, label) for frame in read_frames(video)] for video, label in zip(videos, labels, strict=True)
-    ]
-    length, height = min(map(len, clips)), max(clip[0].shape[0] for clip in clips)
-    pad = [((0, height - clip[0].shape[0]), (0, 0), (0, 0)) for clip in clips]
-    return [
-        np.concatenate([np.pad(clip[i], p, constant_values=255) for clip, p in zip(clips, pad, strict=True)], axis=1)
-        for i in range(length)
-    ]
+    """Frames of the videos, each labelled, left to right (carv.pipeline.video's one labelling, at their own size)."""
+    clips = {label: read_frames(video) for video, label in zip(videos, labels, strict=True)}
+    return list(labelled_side_by_side(clips, size=None, bar=24))
 
 
 def parse_arguments(argv=None):
