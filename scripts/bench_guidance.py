@@ -28,7 +28,7 @@ from carv.testing.teachers import build_tiny_sd_teacher
 
 def teachers(skip_mid: bool):
     """(name, build, device, repeats multiplier) of every teacher this machine can time."""
-    yield "tiny", lambda folder: load_teacher(build_tiny_sd_teacher(folder / "tiny", seed=0)), "cpu", 2
+    yield "tiny", lambda folder: load_teacher(build_tiny_sd_teacher(folder / "tiny", seed=0)), "cpu", 4
     if not skip_mid:
         yield "mid", lambda folder: mid_size_sd_teacher(), "cpu", 1 / 3
     if torch.cuda.is_available():

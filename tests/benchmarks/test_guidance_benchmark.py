@@ -12,14 +12,15 @@ from carv.testing.teachers import build_tiny_sd_teacher
 def test_benchmark_reports_phases_and_ratios(tmp_path):
     teacher = load_teacher(build_tiny_sd_teacher(tmp_path / "sd"))
     results = benchmark_teacher(teacher, renders=(1, 2), ks=(1, 2), repeats=1)
-    scalars = {key: value for key, value in results.items() if key != "curve"}
+    scalars = {key: value for key, value in results.items() if key not in ("curve", "render_curve")}
     assert all(math.isfinite(value) for value in scalars.values())
     assert all(value > 0 for key, value in scalars.items() if not key.startswith("encode") and "error" not in key)
     assert [point["draws"] for point in results["curve"]] == [1, 2, 4]  # the ladder up to max R x max K
     seconds = [point["seconds"] for point in results["curve"]]
     assert seconds == sorted(seconds)
-    a, c4 = results["a_ms"], 1e3 * seconds[2]
-    assert math.isclose(results["R2_K2_predicted_ms_curve"], 2 * a + c4, rel_tol=1e-9)
+    assert [point["draws"] for point in results["render_curve"]] == [1, 2]  # A(R) on the ladder up to max R
+    a2, c4 = 1e3 * results["render_curve"][1]["seconds"], 1e3 * seconds[2]
+    assert math.isclose(results["R2_K2_predicted_ms_curve"], a2 + c4, rel_tol=1e-9)
     assert math.isclose(
         results["R2_K2_curve_error"], results["R2_K2_predicted_ms_curve"] / results["R2_K2_step_ms"] - 1
     )
@@ -28,7 +29,7 @@ def test_benchmark_reports_phases_and_ratios(tmp_path):
         results["a_ms"] + results["b_ms"]
     )
     table = format_table("tiny", results, renders=(1, 2), ks=(1, 2))
-    assert "a/b" in table and "c(n)" in table and len(table.splitlines()) == 3 + 4 + 1
+    assert "a/b" in table and "c(n)" in table and len(table.splitlines()) == 4 + 4 + 1
 
 
 def test_render_stand_in_is_a_differentiable_image_in_0_1():

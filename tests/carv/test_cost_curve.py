@@ -13,6 +13,7 @@ from carv.cost_curve import (
     best_configuration,
     best_k,
     doubling_ladder,
+    interleaved_medians,
     measure_teacher_curve,
     reuse_limit_measured,
     variance_times_cost,
@@ -152,8 +153,27 @@ def test_curve_measurement_on_a_fake_clock():
     curve = measure_teacher_curve(evaluate, (1, 2, 4, 8), repeats=3, clock=clock)
     assert curve.draws == (1, 2, 4, 8)
     assert curve.seconds == pytest.approx(tuple(0.010 + 0.001 * n for n in (1, 2, 4, 8)), rel=1e-9)
-    assert calls == [1] * 4 + [2] * 4 + [4] * 4 + [8] * 4
+    # warm-ups in ladder order, then three rounds over all sizes, each round starting one size later
+    assert calls == [1, 2, 4, 8] + [1, 2, 4, 8] + [2, 4, 8, 1] + [4, 8, 1, 2]
     assert curve.peak_bytes is None
+
+
+def test_interleaved_rounds_spread_a_load_change_over_every_call():
+    """A slowdown that starts half way through the measurement must not fall on the calls timed last."""
+    clock, timed = FakeClock(), []
+    slow_from = 6  # the 7th timed call on runs at 3x
+
+    def call(cost):
+        def run():
+            clock.now += cost * (3.0 if len(timed) >= slow_from else 1.0)
+            timed.append(cost)
+
+        return run
+
+    medians = interleaved_medians({"a": call(1.0), "b": call(2.0)}, repeats=6, clock=clock)
+    assert medians["b"] / medians["a"] == pytest.approx(2.0)  # sequential timing would give 6.0
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        interleaved_medians({"a": call(1.0)}, repeats=0)
 
 
 def test_curve_measurement_stops_at_the_memory_bound():

@@ -1,4 +1,6 @@
-"""Measured step cost: C(R, K) = R a + c(R K), with c(n) the measured seconds of n guided teacher evaluations.
+"""Measured step cost: C(R, K) = A(R) + c(R K), with c(n) the measured seconds of n guided teacher evaluations
+and A(R) = R a, or the measured seconds of R renders' render, encode and backward where those are measured too
+(encoders batch as well: on a CPU one render at a time costs more per render than four).
 
 On a GPU the R K re-noised latents of a step go to the teacher as one batch, and a batch of n costs far less
 than n single evaluations until the device saturates (an H100 at 512 px: K = 8 cost 1.03x K = 1). The linear
@@ -12,7 +14,7 @@ import bisect
 import math
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 from .accounting import CostModel, predicted_variance
@@ -94,11 +96,13 @@ class TeacherCostCurve:
 
 @dataclass(frozen=True)
 class MeasuredCostModel:
-    """C(R, K) = R a + c(R K) with a per render (render, encode, backward) and a measured teacher curve c."""
+    """C(R, K) = A(R) + c(R K) with a measured teacher curve c and A(R) = R a (a per render: render, encode,
+    backward), or render_curve(R) where the renders were measured on a ladder of R too."""
 
     a: float
     curve: TeacherCostCurve
     memory_limit: float | None = None  # bytes; no (R, K) whose teacher batch needs more is allowed
+    render_curve: TeacherCostCurve | None = None  # seconds of R renders' render + encode + backward
 
     def __post_init__(self):
         if not (self.a >= 0 and math.isfinite(self.a)):
@@ -109,9 +113,13 @@ class MeasuredCostModel:
         """One evaluation's seconds: the linear model's b."""
         return self.curve.single
 
+    def render_cost(self, renders: int) -> float:
+        """A(R): R a, or the measured render curve at R."""
+        return renders * self.a if self.render_curve is None else self.render_curve(renders)
+
     def step_cost(self, renders: int, draws_per_render: int) -> float:
-        """C(R, K) = R a + c(R K)."""
-        return renders * self.a + self.curve(renders * draws_per_render)
+        """C(R, K) = A(R) + c(R K)."""
+        return self.render_cost(renders) + self.curve(renders * draws_per_render)
 
     def fits(self, renders: int, draws_per_render: int) -> bool:
         """Whether the step's teacher batch stays within the memory limit (always, without one)."""
@@ -178,6 +186,29 @@ def reuse_limit_measured(costs, sigma_b2: float, sigma_w2: float, k_max: int = 1
     return variance_times_cost(costs, sigma_b2, sigma_w2, 1, 1) / variance_times_cost(costs, sigma_b2, sigma_w2, 1, k)
 
 
+def interleaved_medians(
+    calls: Mapping[Hashable, Callable[[], None]],
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+    synchronize: Callable[[], None] = lambda: None,
+) -> dict[Hashable, float]:
+    """Median seconds of each call over `repeats` rounds, each round timing every call once (the order rotated
+    from round to round), so that a load change on a shared machine falls on all of them alike."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    keys = list(calls)
+    times: dict[Hashable, list[float]] = {key: [] for key in keys}
+    for round_ in range(repeats):
+        shift = round_ % len(keys) if keys else 0
+        for key in keys[shift:] + keys[:shift]:
+            synchronize()
+            start = clock()
+            calls[key]()
+            synchronize()
+            times[key].append(clock() - start)
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
 def measure_teacher_curve(
     evaluate: Callable[[int], None],
     ladder: Sequence[int],
@@ -187,30 +218,25 @@ def measure_teacher_curve(
     peak_memory: Callable[[int], float] | None = None,
     out_of_memory: tuple[type[BaseException], ...] = (),
 ) -> TeacherCostCurve:
-    """c(n) on the ladder: median of `repeats` timed calls of evaluate(n) after one warm-up call.
+    """c(n) on the ladder: one warm-up call per batch size in ladder order, then the median of `repeats` timed
+    calls, interleaved over the sizes (interleaved_medians).
 
     peak_memory(n), where given, returns the peak bytes of a batch of n (measured by the caller); a batch that
-    raises one of `out_of_memory` ends the ladder there (the curve keeps the sizes that ran).
+    raises one of `out_of_memory` in its warm-up ends the ladder there (the curve keeps the sizes that ran).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    draws, seconds, peaks = [], [], []
+    draws, peaks = [], []
     for n in ladder:
         try:
             evaluate(n)
-            times = []
-            for _ in range(repeats):
-                synchronize()
-                start = clock()
-                evaluate(n)
-                synchronize()
-                times.append(clock() - start)
             peak = None if peak_memory is None else peak_memory(n)
         except out_of_memory:
             break
         draws.append(n)
-        seconds.append(statistics.median(times))
         peaks.append(peak)
     if not draws:
         raise RuntimeError("no batch size of the ladder could be evaluated")
-    return TeacherCostCurve(tuple(draws), tuple(seconds), None if peak_memory is None else tuple(peaks))
+    medians = interleaved_medians({n: (lambda n=n: evaluate(n)) for n in draws}, repeats, clock, synchronize)
+    seconds = tuple(medians[n] for n in draws)
+    return TeacherCostCurve(tuple(draws), seconds, None if peak_memory is None else tuple(peaks))

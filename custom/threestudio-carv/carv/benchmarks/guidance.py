@@ -3,9 +3,10 @@
 a = render + encode + backward through encoder and render, per render;
 b = one guided teacher evaluation (both CFG passes), per draw. One step costs
 R (a + K b) in the linear model and R a + c(R K) in the measured one, where c(n)
-is the measured time of n guided evaluations in one call (carv.cost_curve). The
-measured step times are reported as ratios to K = 1 of the same run, beside both
-predictions.
+is the measured time of n guided evaluations in one call (carv.guidance_cost), and
+R a is replaced by A(R), the measured seconds of R renders' render, encode and
+backward (carv.cost_curve). The measured step times are reported as ratios to
+K = 1 of the same run, beside both predictions.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from collections.abc import Callable
 
 import torch
 
-from ..cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder, measure_teacher_curve
+from ..cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder, interleaved_medians
+from ..guidance_cost import guidance_draws
 from ..score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
 
 
@@ -111,76 +113,72 @@ def phase_seconds(teacher, renders: int, repeats: int, device: torch.device) -> 
     }
 
 
-def teacher_cost_curve(
-    teacher, max_draws: int = 64, repeats: int = 3, device="cpu", max_unet_batch: int = 0
-) -> TeacherCostCurve:
-    """c(n) on the ladder 1, 2, 4, ... max_draws: n re-noised latents through the guided teacher in one call,
-    split by max_unet_batch as the guidance splits them; on CUDA with the peak memory of each batch, the ladder
-    ending at the first batch that does not fit."""
-    device = torch.device(device)
-    distill, text = distillation(teacher, 1, max_unet_batch), random_text(teacher, 1, device)
-    render = RenderStandIn(1, teacher.native_resolution).to(device)
-    with torch.no_grad():
-        latent = distill.latents(render(), cpu_generator(device))
-    eps_hat = distill.guided_noise(text)
-
-    @torch.no_grad()
-    def evaluate(n: int) -> None:
-        index = torch.zeros(n, dtype=torch.long, device=device)
-        eps_hat(latent.expand(n, *latent.shape[1:]), torch.full((n,), 500, device=device), index)
-
-    cuda = device.type == "cuda"
-
-    def peak_memory(n: int) -> float:
-        torch.cuda.reset_peak_memory_stats(device)
-        evaluate(n)
-        return float(torch.cuda.max_memory_allocated(device))
-
-    return measure_teacher_curve(
-        evaluate,
-        doubling_ladder(max_draws),
-        repeats,
-        synchronize=synchronizer(device),
-        peak_memory=peak_memory if cuda else None,
-        out_of_memory=(torch.cuda.OutOfMemoryError,) if cuda else (),
-    )
-
-
-def step_seconds(teacher, renders: int, k: int, repeats: int, device: torch.device) -> float:
-    """Median seconds of one full step: render, encode, K guided evaluations per render, backward."""
-    render = RenderStandIn(renders, teacher.native_resolution).to(device)
-    distill, text = distillation(teacher, k), random_text(teacher, renders, device)
+def step_calls(teacher, renders, ks, device: torch.device) -> dict[tuple, Callable[[], None]]:
+    """Everything the bench times, as calls: ("c", n) n guided draws of one latent through the guidance's own path
+    (carv.guidance_cost), ("A", R) render, encode, the SDS loss against a fixed target and the backward of R renders
+    (a step less its teacher evaluations), and ("step", R, K) one full step."""
     generator = cpu_generator(device)
+    one = distillation(teacher, 1)
+    with torch.no_grad():
+        latent = one.latents(RenderStandIn(1, teacher.native_resolution).to(device)(), generator)
+    draws = guidance_draws(one, random_text(teacher, 1, device), latent)
+    calls: dict[tuple, Callable[[], None]] = {
+        ("c", n): (lambda n=n: draws(n)) for n in doubling_ladder(max(renders) * max(ks))
+    }
+    for r in sorted(set(doubling_ladder(max(renders))) | set(renders)):
+        stand_in = RenderStandIn(r, teacher.native_resolution).to(device)
 
-    def step() -> None:
-        distill(render(), text, generator=generator)["loss_sds"].backward()
+        def without_teacher(stand_in=stand_in, r=r) -> None:
+            latents = one.latents(stand_in(), generator)
+            target = (latents - torch.ones_like(latents)).detach()
+            (0.5 * torch.nn.functional.mse_loss(latents, target, reduction="sum") / r).backward()
 
-    return median_seconds(step, repeats, device)
+        calls[("A", r)] = without_teacher
+        text = random_text(teacher, r, device)
+        for k in ks if r in renders else ():
+            step_distillation = distillation(teacher, k)
+
+            def step(stand_in=stand_in, text=text, step_distillation=step_distillation) -> None:
+                step_distillation(stand_in(), text, generator=generator)["loss_sds"].backward()
+
+            calls[("step", r, k)] = step
+    return calls
+
+
+def curve_of(medians: dict[tuple, float], kind: str) -> TeacherCostCurve:
+    """The curve of one kind of call ("c" or "A") from the interleaved medians."""
+    points = sorted((key[1], seconds) for key, seconds in medians.items() if key[0] == kind)
+    return TeacherCostCurve(tuple(n for n, _ in points), tuple(seconds for _, seconds in points))
 
 
 def benchmark_teacher(
     teacher, *, renders=(1, 4), ks=(1, 2, 4, 8, 16), repeats: int = 3, device="cpu"
 ) -> dict[str, float]:
-    """Phase milliseconds, a, b, a/b, the teacher curve c(n) up to max(R) max(K), and per (R, K) the step ms
-    measured and predicted by both models (R (a + K b) and R a + c(R K)), as ratios to K = 1 and as errors."""
+    """Phase milliseconds, a, b, a/b, the teacher curve c(n) up to max(R) max(K), the render curve A(R), and per
+    (R, K) the step ms measured and predicted by both models (R (a + K b) and A(R) + c(R K)), as ratios to K = 1
+    and as errors. The curves and the steps are timed in the same interleaved rounds (cost_curve.interleaved_medians)."""
     device = torch.device(device)
     phases = phase_seconds(teacher, max(renders), repeats, device)
     a = phases["render"] + phases["encode"] + phases["encode_backward"]
     b = phases["teacher_eval"]
     results = {f"{name}_ms": 1e3 * value for name, value in phases.items()}
     results.update(a_ms=1e3 * a, b_ms=1e3 * b, a_over_b=a / b)
-    curve = teacher_cost_curve(teacher, max(renders) * max(ks), repeats, device)
-    measured = MeasuredCostModel(a, curve)
+    calls = step_calls(teacher, renders, ks, device)
+    for call in calls.values():  # warm-up
+        call()
+    medians = interleaved_medians(calls, repeats, synchronize=synchronizer(device))
+    curve, render_curve = curve_of(medians, "c"), curve_of(medians, "A")
+    measured = MeasuredCostModel(a, curve, render_curve=render_curve)
     results["curve"] = curve.as_records()
+    results["render_curve"] = render_curve.as_records()
     for r in renders:
-        base = None
+        base = medians[("step", r, ks[0])]
         for k in ks:
-            seconds = step_seconds(teacher, r, k, repeats, device)
-            base = base or seconds
+            seconds = medians[("step", r, k)]
             key = f"R{r}_K{k}"
             results[f"{key}_step_ms"] = 1e3 * seconds
             results[f"{key}_ratio"] = seconds / base
-            results[f"{key}_predicted_ratio"] = (a + k * b) / (a + b)
+            results[f"{key}_predicted_ratio"] = (a + k * b) / (a + ks[0] * b)
             results[f"{key}_predicted_ms_linear"] = 1e3 * r * (a + k * b)
             results[f"{key}_predicted_ms_curve"] = 1e3 * measured.step_cost(r, k)
             results[f"{key}_curve_error"] = measured.step_cost(r, k) / seconds - 1.0
@@ -195,7 +193,9 @@ def format_table(name: str, results: dict[str, float], renders=(1, 4), ks=(1, 2,
         f"encode backward {results['encode_backward_ms']:.2f} ms (per render); guided teacher eval "
         f"{results['teacher_eval_ms']:.2f} ms (per draw); a/b = {results['a_over_b']:.3f}",
         "teacher curve c(n), ms: " + ", ".join(f"{p['draws']}: {1e3 * p['seconds']:.2f}" for p in results["curve"]),
-        f"{'R':>3} {'K':>3} {'step ms':>10} {'ratio':>7} {'linear':>8} {'R a + c(RK) ms':>15} {'error':>7} "
+        "render curve A(R), ms: "
+        + ", ".join(f"{p['draws']}: {1e3 * p['seconds']:.2f}" for p in results["render_curve"]),
+        f"{'R':>3} {'K':>3} {'step ms':>10} {'ratio':>7} {'linear':>8} {'A(R) + c(RK) ms':>15} {'error':>7} "
         f"{'R(a+Kb) ms':>11} {'error':>7}",
     ]
     for r in renders:
@@ -208,5 +208,5 @@ def format_table(name: str, results: dict[str, float], renders=(1, 4), ks=(1, 2,
                 f"{100 * results[key + '_linear_error']:>6.1f}%"
             )
     worst = max(abs(results[f"R{r}_K{k}_curve_error"]) for r in renders for k in ks)
-    lines.append(f"largest |error| of R a + c(R K): {100 * worst:.1f}%")
+    lines.append(f"largest |error| of A(R) + c(R K): {100 * worst:.1f}%")
     return "\n".join(lines)
