@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .accounting import VarianceComponents, optimal_k
+from .distributed import averaged_across_ranks
 
 AUTO = "auto"
 
@@ -168,7 +169,7 @@ class AutoKController:
         """(K of this step, the probe's result if it ran before this step, else None)."""
         result = None
         if step % self.auto.every == 0:
-            result = probe(self.probe_renders, self.probe_draws, step)
+            result = averaged_across_ranks(probe(self.probe_renders, self.probe_draws, step))  # DDP: same on all ranks
             self.auto.observe_components(result.components)
             if self.auto.a is None:
                 self.auto.observe_costs(result.a, result.b)
@@ -178,6 +179,6 @@ class AutoKController:
 
     def observe_step(self, phase_seconds: dict, renders: int, k: int) -> None:
         """Costs a, b from the phase clock of the step just made (ignored when it timed no teacher)."""
-        costs = step_costs(phase_seconds, renders, k)
+        costs = step_costs(averaged_across_ranks(phase_seconds), renders, k)  # DDP: every rank's mean
         if costs is not None and costs[1] > 0:
             self.auto.observe_costs(*costs)

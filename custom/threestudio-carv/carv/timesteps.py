@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .distributed import concatenated_across_ranks
 from .uniforms import iid_uniforms, stratified_uniforms
 
 SD_BETA_START = 0.00085
@@ -238,7 +239,8 @@ class AdaptiveProposal(TimestepProposal):
     """q proportional to p * sqrt(m(t)), m the running mean of ||f||^2 per timestep bin, mixed with a floor of p.
 
     Approximates the oracle q* = p sqrt(E[||f||^2 | t]) of CARV sec. 2.2 online
-    (beyond the paper). Unbiased: update() only changes q for later draws.
+    (beyond the paper). Unbiased: update() only changes q for later draws. Under DDP, update() learns from
+    every rank's draws (carv.distributed), so all ranks hold the same q.
     """
 
     name = "adaptive"
@@ -269,6 +271,7 @@ class AdaptiveProposal(TimestepProposal):
             )
         if not torch.isfinite(sq_norms).all() or (sq_norms < 0).any():
             raise ValueError("update needs finite, non-negative squared norms")
+        t, sq_norms = concatenated_across_ranks(t, sq_norms)  # under DDP every rank learns from all ranks' draws
         bins = self.bin_of_step[t]
         keep = 1.0 - self.decay
         self.sum_sq *= keep
