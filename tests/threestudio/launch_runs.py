@@ -72,20 +72,27 @@ def launch_env(threestudio_root: Path, block_imports: str = "") -> dict[str, str
     return env
 
 
-def launch_command(threestudio_root: Path, config: Path, mode: str, overrides: list[str]) -> list[str]:
-    """What a user types: python launch.py --config X --<mode> --gpu 0 key=value..."""
+def launch_command(threestudio_root: Path, config: Path, mode: str, overrides: list[str], gpus: str = "0") -> list[str]:
+    """What a user types: python launch.py --config X --<mode> --gpu 0 key=value... (--gpu 0,1: two CPU ranks)."""
     launch = str(threestudio_root / "launch.py")
-    return [sys.executable, launch, "--config", str(config), f"--{mode}", "--gpu", "0", *overrides]
+    return [sys.executable, launch, "--config", str(config), f"--{mode}", "--gpu", gpus, *overrides]
 
 
 def run_launch(
-    threestudio_root: Path, workdir: Path, config: Path, mode: str, overrides: list[str], block_imports: str = ""
+    threestudio_root: Path,
+    workdir: Path,
+    config: Path,
+    mode: str,
+    overrides: list[str],
+    block_imports: str = "",
+    gpus: str = "0",
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run launch.py and return the finished process (stdout and stderr together in .stdout)."""
+    """Run launch.py and return the finished process (stdout and stderr together in .stdout); env: added variables."""
     return subprocess.run(
-        launch_command(threestudio_root, config, mode, overrides),
+        launch_command(threestudio_root, config, mode, overrides, gpus),
         cwd=workdir,
-        env=launch_env(threestudio_root, block_imports),
+        env={**launch_env(threestudio_root, block_imports), **(env or {})},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -163,18 +163,46 @@ def use_cpu_device(misc_module) -> None:
     misc_module.get_device = cpu_device
 
 
+def selected_gpus() -> int:
+    """How many GPUs launch.py selected: it sets CUDA_VISIBLE_DEVICES from --gpu before importing Lightning."""
+    return len([gpu for gpu in os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",") if gpu.strip()]) or 1
+
+
 def map_gpu_accelerator_to_cpu(trainer_module) -> None:
-    """After pytorch_lightning.trainer.trainer executes: Trainer(accelerator="gpu", devices=N) runs on one CPU."""
+    """After pytorch_lightning.trainer.trainer executes: Trainer(accelerator="gpu", devices=N) runs on CPU processes,
+    one per GPU that launch.py selected (`--gpu 0,1`: two gloo ranks under Lightning's DDP)."""
     trainer_class = trainer_module.Trainer
     original_init = trainer_class.__init__
 
     @functools.wraps(original_init)
     def init_on_cpu(self, *args, **kwargs):
         if kwargs.get("accelerator") in ("gpu", "cuda"):
-            kwargs.update(accelerator="cpu", devices=1)
+            kwargs.update(accelerator="cpu", devices=selected_gpus())
         original_init(self, *args, **kwargs)
 
     trainer_class.__init__ = init_on_cpu
+    if os.environ.get("CARV_TEST_RANK_STATE"):
+        write_rank_state_after_fit(trainer_class, os.environ["CARV_TEST_RANK_STATE"])
+
+
+def write_rank_state_after_fit(trainer_class, folder: str) -> None:
+    """Trainer.fit, then each rank writes <folder>/rank<i>.pt: its CARV proposal pmf and auto's K history."""
+    original_fit = trainer_class.fit
+
+    @functools.wraps(original_fit)
+    def fit_and_write(self, model, *args, **kwargs):
+        result = original_fit(self, model, *args, **kwargs)
+        import torch
+
+        auto = getattr(model, "carv_auto", None)
+        state = {
+            "pmf": model.guidance.distillation.sampler.proposal_pmf(),
+            "k": None if auto is None else [entry["k"] for entry in auto.history],
+        }
+        torch.save(state, os.path.join(folder, f"rank{self.global_rank}.pt"))
+        return result
+
+    trainer_class.fit = fit_and_write
 
 
 def install_launch_hooks(blocked=()) -> None:
