@@ -240,3 +240,13 @@ def measure_teacher_curve(
     medians = interleaved_medians({n: (lambda n=n: evaluate(n)) for n in draws}, repeats, clock, synchronize)
     seconds = tuple(medians[n] for n in draws)
     return TeacherCostCurve(tuple(draws), seconds, None if peak_memory is None else tuple(peaks))
+
+
+def curve_from_records(records: Sequence[Mapping]) -> TeacherCostCurve:
+    """The curve of TeacherCostCurve.as_records() ([{"draws", "seconds"(, "peak_bytes")}], as report.json has it)."""
+    peaks = [record.get("peak_bytes") for record in records]
+    return TeacherCostCurve(
+        tuple(int(record["draws"]) for record in records),
+        tuple(float(record["seconds"]) for record in records),
+        None if any(peak is None for peak in peaks) else tuple(float(peak) for peak in peaks),
+    )
