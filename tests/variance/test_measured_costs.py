@@ -5,7 +5,7 @@ recommendation moving where the curve is flat."""
 import pytest
 
 from carv.accounting import CostModel, VarianceComponents, predicted_variance
-from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, best_k, doubling_ladder
+from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, best_k, doubling_ladder, memory_bound
 from carv.variance_model import (
     BASELINE,
     K_VALUES,
@@ -118,13 +118,21 @@ def test_the_curve_is_measured_up_to_the_largest_r_k_of_the_table():
     assert asked == [16]  # --curve-draws fixes the ladder
 
 
+CUT_SHORT = TeacherCostCurve((1, 2, 4), (1.0, 1.0, 1.0), (1.0, 2.0, 4.0))  # a batch of 8 ran out of memory
+
+
 def test_a_ladder_cut_short_by_memory_is_not_measured_again():
-    asked = []
+    for limit in (memory_bound(CUT_SHORT, 8, device_bytes=1e9), 100.0):  # the bound a report sets, and a loose one
+        asked = []
 
-    def out_of_memory_past_4(draws):
-        asked.append(draws)
-        return MeasuredCostModel(A, TeacherCostCurve((1, 2, 4), (1.0, 1.0, 1.0), (1.0, 2.0, 4.0)), memory_limit=4.0)
+        def out_of_memory_past_4(draws, limit=limit, asked=asked):
+            asked.append(draws)
+            return MeasuredCostModel(A, CUT_SHORT, memory_limit=limit)
 
-    _, summary = summarise_measured(planted(), out_of_memory_past_4, CostModel(A, B), 4, 4)
-    assert asked == [6]
-    assert table_reach(summary["table"]) <= 4  # no step of the table needs more memory than the device has
+        _, summary = summarise_measured(planted(), out_of_memory_past_4, CostModel(A, B), 4, 4)
+        assert asked == [6]
+    assert memory_bound(CUT_SHORT, 8, 1e9) == 4.0  # no batch larger than the largest that ran
+    assert memory_bound(CUT_SHORT, 4, 1e9) == 1e9 and memory_bound(CUT_SHORT, 8, None) is None
+    costs = MeasuredCostModel(A, CUT_SHORT, memory_limit=memory_bound(CUT_SHORT, 8, 1e9))
+    _, summary = summarise_measured(planted(), lambda draws: costs, CostModel(A, B), 4, 4)
+    assert table_reach(summary["table"]) <= 4  # no step of the table needs more memory than the device had

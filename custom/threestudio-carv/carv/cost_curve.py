@@ -250,3 +250,12 @@ def curve_from_records(records: Sequence[Mapping]) -> TeacherCostCurve:
         tuple(float(record["seconds"]) for record in records),
         None if any(peak is None for peak in peaks) else tuple(float(peak) for peak in peaks),
     )
+
+
+def memory_bound(curve: TeacherCostCurve, requested: int, device_bytes: float | None) -> float | None:
+    """The memory limit of a cost model over a ladder measured up to `requested` draws: the device's memory, or,
+    where the ladder stopped short (a batch ran out of memory), the peak of the largest batch that ran, so that no
+    (R, K) needs a batch larger than one that fitted. None without a device bound or without peak measurements."""
+    if device_bytes is None or curve.peak_bytes is None:
+        return None
+    return curve.peak_bytes[-1] if curve.draws[-1] < requested else device_bytes

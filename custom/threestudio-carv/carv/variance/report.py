@@ -19,7 +19,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from ..accounting import CostModel
-from ..cost_curve import MeasuredCostModel, TeacherCostCurve
+from ..cost_curve import MeasuredCostModel, TeacherCostCurve, memory_bound
 from ..guidance_cost import guidance_cost_curve
 from ..pipeline.config import load_config, parse_overrides, scheduled
 from ..pipeline.errors import UserError
@@ -143,7 +143,7 @@ def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: 
     linear = CostModel(probe.meter.a, probe.meter.b)
     model, summary = summarise_measured(
         fitted,
-        lambda draws: measured_costs(linear.a, teacher_curve(probe, options, draws), device_of_system(probe)),
+        lambda draws: measured_costs(linear.a, teacher_curve(probe, options, draws), draws, device_of_system(probe)),
         linear,
         options.budget,
         options.baseline_renders,
@@ -186,10 +186,11 @@ def device_of_system(probe: Probe) -> torch.device:
     return next(probe.system.parameters()).device
 
 
-def measured_costs(a: float, curve: TeacherCostCurve, device: torch.device) -> MeasuredCostModel:
-    """R a + c(R K), bounded on CUDA by the device's memory (beyond the ladder its peak memory is extrapolated)."""
-    limit = float(torch.cuda.get_device_properties(device).total_memory) if device.type == "cuda" else None
-    return MeasuredCostModel(a, curve, memory_limit=limit)
+def measured_costs(a: float, curve: TeacherCostCurve, requested: int, device: torch.device) -> MeasuredCostModel:
+    """R a + c(R K), bounded on CUDA by the device's memory (cost_curve.memory_bound; beyond the ladder the peak
+    memory is extrapolated)."""
+    total = float(torch.cuda.get_device_properties(device).total_memory) if device.type == "cuda" else None
+    return MeasuredCostModel(a, curve, memory_limit=memory_bound(curve, requested, total))
 
 
 def setting_named(fitted: dict, name: str) -> Setting:

@@ -103,7 +103,7 @@ def headline(report: dict) -> list[dict]:
                 "checkpoint": c["checkpoint"],
                 "a_over_b": c["costs"]["a_over_b"],
                 "recommended": configuration(c["recommended"]),
-                "recommended_linear": configuration(c["linear"]["recommended"]),
+                "recommended_linear": configuration(c["linear"]["recommended"]) if "linear" in c else "",
                 "ecm_predicted": c["recommended"]["ecm"],
                 "ecm_measured": c["measured_ecm"]["ecm"],
                 "ecm_measured_se": c["measured_ecm"]["se"],
