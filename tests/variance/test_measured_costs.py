@@ -78,6 +78,7 @@ def test_the_linear_figures_are_those_of_the_linear_model_alone():
     alone = summarise(VarianceModel(planted(), linear), linear.step_cost(4, 1), 4)
     assert summary["linear"] == {key: alone[key] for key in summary["linear"]}
     assert summary["linear"]["costs"]["model"] == "linear" and summary["costs"]["model"] == "measured"
+    assert summary["costs"]["b"] == 0.7 * B and summary["costs"]["c1"] == B  # b: the linear model's; c(1) beside
 
 
 def test_a_flat_curve_moves_k_star_the_reuse_limit_and_the_recommendation():
