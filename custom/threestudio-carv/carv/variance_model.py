@@ -195,13 +195,15 @@ def summarise_models(
 ) -> tuple[VarianceModel, dict]:
     """The summary under the measured cost model (the recommendation), with the linear model's figures under
     "linear" (and each setting's linear K* and reuse limit in its components row). Each model's per-step budget
-    is its own C(budget_renders, 1): what it says B renders at K = 1 cost."""
+    is its own C(budget_renders, 1): what it says B renders at K = 1 cost. costs.b and costs.a_over_b stay the
+    linear model's (the probe's b, per draw of its own batched calls, need not be c(1)); costs.c1 is c(1)."""
     model = VarianceModel(fitted, measured)
     summary = summarise(model, measured.step_cost(budget_renders, 1), baseline_renders, k_values)
     linear_summary = summarise(
         VarianceModel(fitted, linear), linear.step_cost(budget_renders, 1), baseline_renders, k_values
     )
     summary["linear"] = {key: linear_summary[key] for key in LINEAR_FIGURES}
+    summary["costs"].update(b=linear.b, a_over_b=linear.a / linear.b)  # the linear model's b, not c(1)
     for row, linear_row in zip(summary["components"], linear_summary["components"], strict=True):
         row.update(k_star_linear=linear_row["k_star"], reuse_limit_linear=linear_row["reuse_limit"])
     return model, summary
