@@ -1,12 +1,16 @@
 """Sweep equal-cost (R, K) configurations of a threestudio config, then tabulate the runs.
 
-Given a base config, a per-step budget and the cost model C(R, K) = R (a + K b) (given a, b,
-or fitted to the phase timings that earlier runs logged), lists the (R, K) pairs that fit the
-budget, runs threestudio's launch.py for each pair x prompt x seed (or prints the commands
-with --dry-run), and collects every run's logged metrics into sweep.csv and sweep.png.
+Given a base config, a per-step budget and a cost model, lists the (R, K) pairs that fit the budget
+(the most renders R for each K), runs threestudio's launch.py for each pair x prompt x seed (or prints
+the commands with --dry-run), and collects every run's logged metrics into sweep.csv and sweep.png.
+The cost model is the measured C(R, K) = A(R) + c(R K) of a teacher curve c(n) (--cost-curve: a
+`carv variance` report.json, its last checkpoint's, or a `scripts/bench_guidance.py --json` output,
+with --cost-curve-teacher naming its teacher), else the linear C(R, K) = R (a + K b) (given a, b, or
+fitted to the phase timings that earlier runs logged). The first line of output names the model.
 
     python scripts/sweep_rk.py --config configs/carv-dreamfusion-sd.yaml --threestudio-root ~/threestudio \\
         --prompts prompts.txt --seeds 0 1 2 --a 4 --b 1 --budget 20 [--variant baseline] [--dry-run]
+    python scripts/sweep_rk.py ... --cost-curve bench.json --cost-curve-teacher sd21_base_512   # seconds
     python scripts/sweep_rk.py --collect-only --out sweeps/sd   # tables runs already made
 
 launch.py runs from --workdir (default: the threestudio root), whose custom/ must hold threestudio-carv.
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import re
 import shlex
@@ -27,6 +32,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from carv.accounting import CostModel, equal_cost_configurations
+from carv.cost_curve import MeasuredCostModel, curve_from_records
 
 PHASES = ("train/time_render", "train/time_guidance", "train/time_backward")
 SUMMARY_METRICS = ("train/loss_sds", "train/grad_norm", "train/weight_ess", "train/t_mean")
@@ -172,7 +178,11 @@ def parse_arguments(argv=None):
     parser.add_argument("--a", type=float, help="cost of one render + encode + backward (any unit)")
     parser.add_argument("--b", type=float, help="cost of one guided teacher evaluation (same unit)")
     parser.add_argument("--costs-from", type=Path, nargs="+", help="run folders whose logged phase times fit a, b")
-    parser.add_argument("--budget", type=float, help="per-step budget in the unit of a, b (default: C(4, 1))")
+    parser.add_argument(
+        "--cost-curve", type=Path, help="measured teacher curve: a carv variance report.json or bench_guidance JSON"
+    )
+    parser.add_argument("--cost-curve-teacher", help="the teacher of a bench_guidance JSON (default: its last)")
+    parser.add_argument("--budget", type=float, help="per-step budget in the unit of the costs (default: C(4, 1))")
     parser.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="K values to consider")
     parser.add_argument("--variant", help="a variant of configs/variants.yaml applied to every run")
     parser.add_argument("--out", type=Path, default=Path("sweeps"), help="exp_root_dir of the runs and the table")
@@ -182,7 +192,39 @@ def parse_arguments(argv=None):
     return parser.parse_args(argv)
 
 
-def cost_model(args) -> CostModel:
+def measured_costs(data: dict, teacher: str | None = None) -> MeasuredCostModel:
+    """C(R, K) = A(R) + c(R K) (seconds) from a carv variance report (its last checkpoint's a and curve) or a
+    bench_guidance JSON (a teacher's a, render curve and curve)."""
+    if "checkpoints" in data:
+        costs = data["checkpoints"][-1]["costs"]
+        if "curve" not in costs:
+            raise SystemExit("this variance report has no measured cost curve (made before costs.curve existed)")
+        return MeasuredCostModel(costs["a"], curve_from_records(costs["curve"]))
+    teachers = [key.removesuffix(".curve") for key in data if key.endswith(".curve")]
+    if not teachers:
+        raise SystemExit("--cost-curve needs a carv variance report.json or a bench_guidance.py --json output")
+    name = teacher or teachers[-1]
+    if name not in teachers:
+        raise SystemExit(f"no teacher {name!r} in the bench output; it has: {', '.join(teachers)}")
+    render_curve = curve_from_records(data[f"{name}.render_curve"]) if f"{name}.render_curve" in data else None
+    return MeasuredCostModel(data[f"{name}.a_ms"] / 1e3, curve_from_records(data[f"{name}.curve"]), None, render_curve)
+
+
+def describe(costs) -> str:
+    """The cost model in one phrase."""
+    if isinstance(costs, MeasuredCostModel):
+        points = ", ".join(f"{n}: {s:.4g}" for n, s in zip(costs.curve.draws, costs.curve.seconds, strict=True))
+        return f"cost model: measured C(R, K) = A(R) + c(R K), a={costs.a:.4g}, c(n) at n = {points}"
+    return f"cost model: linear C(R, K) = R (a + K b), a={costs.a:.4g}, b={costs.b:.4g}"
+
+
+def cost_model(args) -> CostModel | MeasuredCostModel:
+    if args.cost_curve:
+        try:
+            data = json.loads(args.cost_curve.read_text())
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"cannot read the cost curve {args.cost_curve}: {error}") from None
+        return measured_costs(data, args.cost_curve_teacher)
     if args.costs_from:
         runs = []
         for run_dir in args.costs_from:
@@ -193,7 +235,9 @@ def cost_model(args) -> CostModel:
             )
         return fit_cost_model(runs)
     if args.a is None or args.b is None:
-        raise SystemExit("give the costs: --a and --b, or --costs-from RUN_DIR... (runs at two or more K)")
+        raise SystemExit(
+            "give the costs: --cost-curve FILE, --a and --b, or --costs-from RUN_DIR... (runs at two or more K)"
+        )
     return CostModel(args.a, args.b)
 
 
@@ -206,7 +250,8 @@ def main(argv=None) -> None:
         costs = cost_model(args)
         budget = args.budget if args.budget is not None else costs.step_cost(4, 1)
         pairs = equal_cost_configurations(costs, budget, tuple(args.k))
-        print(f"cost model a={costs.a:.4g}, b={costs.b:.4g}; budget {budget:.4g}; (R, K) pairs: {pairs}")
+        predicted = ", ".join(f"C{pair} = {costs.step_cost(*pair):.4g}" for pair in pairs)
+        print(f"{describe(costs)}; budget {budget:.4g}; (R, K) pairs: {pairs}; predicted step cost: {predicted}")
         prompts = [line.strip() for line in args.prompts.read_text().splitlines() if line.strip()]
         extra = variant_overrides(args.variant) + list(args.overrides)
         runs = [(r, k, prompt, seed) for r, k in pairs for prompt in prompts for seed in args.seeds]

@@ -118,3 +118,30 @@ def test_leave_one_out_sums_equal_recomputing_without_each_render():
     g = planted_grid(6, 3, 4, 1.0, 2.0, seed=9)
     direct = torch.tensor([component_estimates(torch.cat([g[:i], g[i + 1 :]])) for i in range(6)], dtype=torch.float64)
     torch.testing.assert_close(leave_one_render_out_estimates(g), direct, rtol=1e-10, atol=1e-12)
+
+
+def test_equal_cost_configurations_under_a_measured_curve_are_the_brute_force_most_renders():
+    from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder
+
+    ladder = doubling_ladder(64)
+    knee = TeacherCostCurve(ladder, tuple(0.5 + max(n - 16, 0) * 0.2 for n in ladder))  # flat up to 16 draws
+    memory = tuple(100.0 * n for n in ladder)
+    for costs in (
+        MeasuredCostModel(0.3, knee),
+        MeasuredCostModel(0.3, TeacherCostCurve(ladder, knee.seconds, memory), memory_limit=2400.0),
+    ):
+        for budget in (0.8, 1.7, 3.1, 9.0):
+            k_values = (1, 2, 3, 5, 8, 16, 40)
+            expected = []
+            for k in k_values:
+                allowed = [
+                    r
+                    for r in range(1, 200)
+                    if costs.step_cost(r, k) <= budget and (costs.memory_limit is None or 100.0 * r * k <= 2400.0)
+                ]
+                if allowed:
+                    expected.append((max(allowed), k))
+            assert carv.equal_cost_configurations(costs, budget, k_values) == expected
+    # flat up to 16 draws: at 1.75 s, one render buys 16 draws for the price of one, and 4 renders 4 draws each
+    assert (1, 16) in carv.equal_cost_configurations(MeasuredCostModel(0.3, knee), 1.75, (16,))
+    assert carv.equal_cost_configurations(MeasuredCostModel(0.3, knee), 1.75, (4,)) == [(4, 4)]

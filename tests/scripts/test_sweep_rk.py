@@ -1,6 +1,7 @@
 """scripts/sweep_rk.py: equal-cost commands, cost fit, and the collected table."""
 
 import csv
+import json
 import shlex
 
 import pytest
@@ -77,3 +78,54 @@ def test_the_launch_path_comes_from_the_threestudio_root(sweep_rk, tmp_path):
     command = sweep_rk.launch_command(CONFIG, tmp_path, 1, 4, "a red mug", 0, [], tmp_path / "ts")
     assert command[1] == str((tmp_path / "ts" / "launch.py").resolve())
     assert sweep_rk.launch_command(CONFIG, tmp_path, 1, 4, "a red mug", 0, [])[1] == "launch.py"
+
+
+def knee_records(n0=8, top=64, a=0.5, b=0.1):
+    """A curve flat up to n0 draws (c = b), then b per extra draw, as report.json records."""
+    return [{"draws": n, "seconds": b * (1 + max(n - n0, 0))} for n in (1, 2, 4, 8, 16, 32, top)], a
+
+
+def dry_run_first_line(sweep_rk, tmp_path, capsys, *costs_arguments):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red mug\n")
+    argv = ["--config", str(CONFIG), "--prompts", str(prompts), "--k", "1", "2", "4", "8", "16", "32"]
+    sweep_rk.main([*argv, *costs_arguments, "--out", str(tmp_path / "out"), "--dry-run"])
+    return capsys.readouterr().out.splitlines()[0]
+
+
+def test_pairs_come_from_the_measured_curve_of_a_variance_report(sweep_rk, tmp_path, capsys):
+    records, a = knee_records()
+    report = tmp_path / "report.json"
+    report.write_text(
+        json.dumps({"checkpoints": [{"costs": {"a": 9.0, "curve": []}}, {"costs": {"a": a, "curve": records}}]})
+    )
+    line = dry_run_first_line(sweep_rk, tmp_path, capsys, "--cost-curve", str(report))
+    # budget C(4, 1) = 4 a + c(4) = 2.1 s (the last checkpoint's costs); the most renders for each K by brute force
+    costs = sweep_rk.measured_costs(json.loads(report.read_text()))
+    expected = []
+    for k in (1, 2, 4, 8, 16, 32):
+        renders = [r for r in range(1, 64) if costs.step_cost(r, k) <= 2.1 + 1e-12]
+        expected += [(max(renders), k)] if renders else []
+    assert expected == [(4, 1), (4, 2), (3, 4), (2, 8), (1, 16)]  # e.g. C(2, 8) = 2 a + c(16) = 1.9, C(3, 8) = 3.2
+    assert line.startswith("cost model: measured") and f"(R, K) pairs: {expected};" in line
+    assert "C(4, 2) = 2.1" in line  # the predicted step cost of each pair: 4 a + c(8)
+
+
+def test_pairs_from_a_bench_output_and_the_linear_model_otherwise(sweep_rk, tmp_path, capsys):
+    records, a = knee_records()
+    bench = tmp_path / "bench.json"
+    bench.write_text(
+        json.dumps({"tiny.a_ms": 1e3, "tiny.curve": records[:2], "big.a_ms": 1e3 * a, "big.curve": records})
+    )
+    line = dry_run_first_line(sweep_rk, tmp_path, capsys, "--cost-curve", str(bench), "--cost-curve-teacher", "big")
+    assert line.startswith("cost model: measured") and "(2, 8), (1, 16)];" in line
+    linear = dry_run_first_line(sweep_rk, tmp_path, capsys, "--a", str(a), "--b", "0.1")
+    assert (
+        linear.startswith("cost model: linear") and "(R, K) pairs: [(4, 1), (3, 2), (2, 4), (1, 8), (1, 16)];" in linear
+    )
+    with pytest.raises(SystemExit, match="no teacher 'huge'"):
+        dry_run_first_line(sweep_rk, tmp_path, capsys, "--cost-curve", str(bench), "--cost-curve-teacher", "huge")
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"checkpoints": [{"costs": {"a": 1.0, "b": 1.0}}]}))
+    with pytest.raises(SystemExit, match="no measured cost curve"):
+        dry_run_first_line(sweep_rk, tmp_path, capsys, "--cost-curve", str(old))

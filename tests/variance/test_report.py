@@ -3,13 +3,16 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from carv.cli import main
+from carv.cost_curve import doubling_ladder
 from carv.variance.text import headline, markdown_table
 
 from ..helpers import assert_one_line_error, run_folder_of, shrunken
 
 PER_CHECKPOINT = ("components.csv", "ecm_table.csv", "draws.csv", "ecm_frontier.png", "gradient_norm_vs_t.png")
-SMALL_PROBE = ["--renders", "3", "--draws", "2", "--repeats", "3"]
+SMALL_PROBE = ["--renders", "3", "--draws", "2", "--repeats", "3", "--curve-draws", "6", "--curve-repeats", "1"]
 
 
 def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, tmp_path, capsys):
@@ -20,7 +23,9 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
     assert main(["variance", str(run_dir), "--checkpoints", "all", "--out", str(out), *SMALL_PROBE]) == 0
     printed = capsys.readouterr().out
     assert "recommended:" in printed and "measured ECM" in printed
+    assert "cost model of the recommendation: measured" in printed and "teacher curve c(n)" in printed
     report = json.loads((out / "report.json").read_text())
+    assert (out / "cost_vs_draws.png").stat().st_size > 0 and report["cost_plot"] == str(out / "cost_vs_draws.png")
     assert [c["step"] for c in report["checkpoints"]] == [1, 2, 2]  # step 1, step 2 and last.ckpt
     for checkpoint in report["checkpoints"]:
         for name in PER_CHECKPOINT:
@@ -30,6 +35,13 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
         }
         assert [v["setting"] for v in checkpoint["validation"]][1] == "uniform"
         assert checkpoint["costs"]["a"] > 0 and checkpoint["costs"]["b"] > 0
+        curve = checkpoint["costs"]["curve"]
+        assert [p["draws"] for p in curve] == [1, 2, 4, 6]  # the ladder up to --curve-draws
+        seconds = [p["seconds"] for p in curve]
+        assert seconds == sorted(seconds) and seconds[0] > 0 and "peak_bytes" not in curve[0]  # CPU: no bound
+        assert checkpoint["costs"]["model"] == "measured" and checkpoint["linear"]["costs"]["model"] == "linear"
+        budget = checkpoint["costs"]["a"] * 4 + seconds[2]  # C(4, 1) = 4 a + c(4)
+        assert checkpoint["budget_seconds"] == pytest.approx(budget, rel=1e-12)
         assert len(checkpoint["norms_by_t"]["t"]) == 20
     rows = headline(report)
     assert markdown_table(rows).count("\n") == len(rows) + 1 and rows[0]["prompt"] == "a red mug"
@@ -45,6 +57,8 @@ def test_report_of_a_config_probes_its_initial_scene(toy_teacher, random_judge, 
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["checkpoints"][0]["step"] == 0
+    assert [p["draws"] for p in report["checkpoints"][0]["costs"]["curve"]] == list(doubling_ladder(6))
+    assert (Path(report["folder"]) / "cost_vs_draws.png").is_file()
     assert (Path(report["folder"]) / "init-step0" / "ecm_table.csv").is_file()
     assert Path(report["folder"]).parent == tmp_path / "variance"
 
@@ -54,3 +68,5 @@ def test_bad_targets_and_options(toy_teacher, random_judge, tmp_path, capsys):
     assert_one_line_error(capsys, ["variance", str(tmp_path), *overrides], "not a run folder", "--prompt")
     argv = ["variance", "cpu-carv", "--prompt", "a red mug", "--draws", "3", *overrides]
     assert_one_line_error(capsys, argv, "even --draws")
+    argv = ["variance", "cpu-carv", "--prompt", "a red mug", "--curve-draws", "-1", *overrides]
+    assert_one_line_error(capsys, argv, "--curve-draws >= 1")

@@ -211,11 +211,29 @@ def reuse_limit(costs: CostModel, sigma_b2: float, sigma_w2: float) -> float:
     return (sigma_b2 + sigma_w2) * (costs.a + costs.b) / best
 
 
-def equal_cost_configurations(costs: CostModel, budget: float, k_values=(1, 2, 4, 8, 16, 32)) -> list[tuple[int, int]]:
-    """(R, K) pairs with the most renders R >= 1 whose cost R (a + K b) stays within a per-step budget, one per K."""
+def most_renders(costs, budget: float, draws_per_render: int, r_max: int = 1024) -> int:
+    """The largest R in [1, r_max] with C(R, K) <= budget whose R K draws fit in memory where the cost model has
+    a bound, or 0 if none; for any cost model with step_cost(R, K) non-decreasing in R: the linear R (a + K b) or
+    the measured A(R) + c(R K) (carv.cost_curve)."""
+    from .cost_curve import fits  # the memory check of any cost model (cost_curve imports this module)
+
+    best = 0
+    for renders in range(1, r_max + 1):
+        if costs.step_cost(renders, draws_per_render) > budget * (1 + 1e-9):
+            break
+        if fits(costs, renders, draws_per_render):
+            best = renders
+    return best
+
+
+def equal_cost_configurations(
+    costs, budget: float, k_values=(1, 2, 4, 8, 16, 32), r_max: int = 1024
+) -> list[tuple[int, int]]:
+    """(R, K) pairs with the most renders R >= 1 whose cost C(R, K) stays within a per-step budget, one per K,
+    under any cost model with step_cost(R, K) (most_renders)."""
     pairs = []
     for k in k_values:
-        renders = math.floor(budget / costs.step_cost(1, k) + 1e-9)
+        renders = most_renders(costs, budget, k, r_max)
         if renders >= 1:
             pairs.append((renders, k))
     return pairs

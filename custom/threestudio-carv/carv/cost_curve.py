@@ -240,3 +240,22 @@ def measure_teacher_curve(
     medians = interleaved_medians({n: (lambda n=n: evaluate(n)) for n in draws}, repeats, clock, synchronize)
     seconds = tuple(medians[n] for n in draws)
     return TeacherCostCurve(tuple(draws), seconds, None if peak_memory is None else tuple(peaks))
+
+
+def curve_from_records(records: Sequence[Mapping]) -> TeacherCostCurve:
+    """The curve of TeacherCostCurve.as_records() ([{"draws", "seconds"(, "peak_bytes")}], as report.json has it)."""
+    peaks = [record.get("peak_bytes") for record in records]
+    return TeacherCostCurve(
+        tuple(int(record["draws"]) for record in records),
+        tuple(float(record["seconds"]) for record in records),
+        None if any(peak is None for peak in peaks) else tuple(float(peak) for peak in peaks),
+    )
+
+
+def memory_bound(curve: TeacherCostCurve, requested: int, device_bytes: float | None) -> float | None:
+    """The memory limit of a cost model over a ladder measured up to `requested` draws: the device's memory, or,
+    where the ladder stopped short (a batch ran out of memory), the peak of the largest batch that ran, so that no
+    (R, K) needs a batch larger than one that fitted. None without a device bound or without peak measurements."""
+    if device_bytes is None or curve.peak_bytes is None:
+        return None
+    return curve.peak_bytes[-1] if curve.draws[-1] < requested else device_bytes

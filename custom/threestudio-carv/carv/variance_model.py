@@ -1,6 +1,8 @@
 """From per-draw gradient grids and phase costs to components, the equal-cost ECM table and a recommendation.
 
-Model (CARV sec. 3): Var(G_hat) = (sigma_b^2 + sigma_w^2 / K) / R, C = R (a + K b); sigma_b^2 is pooled over all
+Model (CARV sec. 3): Var(G_hat) = (sigma_b^2 + sigma_w^2 / K) / R and a step cost C(R, K): the measured
+R a + c(R K) (carv.cost_curve; the report's recommendation) or the linear R (a + K b); every K, R and ECM is a
+search over integers under the model given. sigma_b^2 is pooled over all
 settings (it does not depend on the proposal), sigma_w^2 is per setting. IID settings use the
 nested ANOVA; stratified ones the collapsed-strata components at the probe's K (exact there, conservative at a
 larger K where more strata only help), and at K = 1 their IID components (one stratum is IID draws).
@@ -9,12 +11,14 @@ larger K where more strata only help), and at K = 1 their IID components (one st
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .accounting import CostModel, VarianceComponents, equal_cost_configurations, optimal_k, reuse_limit
+from .accounting import CostModel, VarianceComponents, equal_cost_configurations, most_renders
 from .accounting import predicted_variance as model_variance
+from .cost_curve import MeasuredCostModel, best_k, reuse_limit_measured
 from .stratified_variance import grid_components, pooled_between_render_variance
 
 PROPOSALS = ("uniform", "sds", "gaussian", "adaptive")
@@ -58,10 +62,10 @@ class VarianceModel:
     """Components of every setting; (sigma_b^2 >= 0, sigma_w^2) of a setting at a K.
 
     sigma_b^2 is pooled over the settings' independent grids (it does not depend on the proposal);
-    sigma_w^2 is each setting's own.
+    sigma_w^2 is each setting's own. costs: any model with step_cost(R, K) (CostModel, MeasuredCostModel).
     """
 
-    def __init__(self, fitted: dict[Setting, VarianceComponents], costs: CostModel):
+    def __init__(self, fitted: dict[Setting, VarianceComponents], costs: CostModel | MeasuredCostModel):
         self.fitted, self.costs = fitted, costs
         self.sigma_b2, self.sigma_b2_se = pooled_between_render_variance(list(fitted.values()))
 
@@ -110,9 +114,10 @@ def best(rows: list[dict], settings=None) -> dict:
 
 
 def auto_choice(model: VarianceModel, setting: Setting, budget: float, baseline_renders: int, k_max: int) -> dict:
-    """What `noise_samples_per_render: auto` picks: K* of the cost model, then the most renders in the budget."""
-    k = optimal_k(model.costs.a, model.costs.b, *model.components(setting, 2), k_max=k_max)
-    renders = max(1, math.floor(budget / model.costs.step_cost(1, k) + 1e-9))
+    """What `noise_samples_per_render: auto` picks: K* of the cost model at R = 1, then the most renders in the
+    budget."""
+    k = best_k(model.costs, *model.components(setting, 2), renders=1, k_max=k_max)
+    renders = max(1, most_renders(model.costs, budget, k))
     return {"setting": setting.name, "R": renders, "K": k, "ecm": model.ecm(setting, renders, k, baseline_renders)}
 
 
@@ -127,8 +132,10 @@ def components_table(model: VarianceModel) -> list[dict]:
                 "sigma_b2_se": c.sigma_b2_se,
                 "sigma_w2": c.sigma_w2,
                 "sigma_w2_se": c.sigma_w2_se,
-                "k_star": optimal_k(model.costs.a, model.costs.b, sigma_b2, sigma_w2, k_max=1024),
-                "reuse_limit": reuse_limit(model.costs, sigma_b2, sigma_w2) if sigma_b2 + sigma_w2 > 0 else math.nan,
+                "k_star": best_k(model.costs, sigma_b2, sigma_w2, k_max=1024),
+                "reuse_limit": reuse_limit_measured(model.costs, sigma_b2, sigma_w2)
+                if sigma_b2 + sigma_w2 > 0
+                else math.nan,
             }
         )
     return rows
@@ -142,7 +149,7 @@ def summarise(model: VarianceModel, budget: float, baseline_renders: int, k_valu
     auto = auto_choice(model, recommended, budget, baseline_renders, max(k_values))
     sigma_b2, sigma_w2 = model.components(BASELINE, 1)
     return {
-        "costs": {"a": model.costs.a, "b": model.costs.b, "a_over_b": model.costs.a / model.costs.b},
+        "costs": cost_summary(model.costs),
         "budget_seconds": budget,
         "baseline": {"setting": BASELINE.name, "R": baseline_renders, "K": 1},
         "components": components_table(model),
@@ -152,15 +159,80 @@ def summarise(model: VarianceModel, budget: float, baseline_renders: int, k_valu
         "reuse_only": reuse,
         "recommended": overall,
         "ecm_share_from_is_and_stratification": overall["ecm"] / reuse["ecm"] - 1.0,
-        "reuse_limit": reuse_limit(model.costs, sigma_b2, sigma_w2),
+        "reuse_limit": reuse_limit_measured(model.costs, sigma_b2, sigma_w2),
         "auto": {**auto, "fraction_of_best_fixed": auto["ecm"] / overall["ecm"]},
     }
 
 
 def frontier(model: VarianceModel, setting: Setting, budgets: list[float], k_max: int = 64) -> list[float]:
-    """Best ECM of the setting over K with a + K b within each per-step budget (R free), vs uniform K = 1."""
+    """Best ECM of the setting over K at R = 1 with C(1, K) within each per-step budget, vs uniform K = 1."""
     costs, values = model.costs, []
     for budget in budgets:
         feasible = [k for k in range(1, k_max + 1) if costs.step_cost(1, k) <= budget * (1 + 1e-9)]
         values.append(max((model.ecm(setting, 1, k, 1) for k in feasible), default=math.nan))
     return values
+
+
+def cost_summary(costs) -> dict:
+    """a, b, a / b of a cost model; for a measured one also its name, c(1) and the curve [{"draws", "seconds"}]."""
+    summary = {"model": "linear", "a": costs.a, "b": costs.b, "a_over_b": costs.a / costs.b}
+    if isinstance(costs, MeasuredCostModel):
+        summary.update(model="measured", c1=costs.curve.single, curve=costs.curve.as_records())
+        summary["memory_limit_bytes"] = costs.memory_limit
+    return summary
+
+
+LINEAR_FIGURES = ("costs", "budget_seconds", "table", "reuse_only", "recommended", "reuse_limit", "auto")
+
+
+def summarise_models(
+    fitted: dict[Setting, VarianceComponents],
+    measured: MeasuredCostModel,
+    linear: CostModel,
+    budget_renders: float,
+    baseline_renders: int,
+    k_values=K_VALUES,
+) -> tuple[VarianceModel, dict]:
+    """The summary under the measured cost model (the recommendation), with the linear model's figures under
+    "linear" (and each setting's linear K* and reuse limit in its components row). Each model's per-step budget
+    is its own C(budget_renders, 1): what it says B renders at K = 1 cost. costs.b and costs.a_over_b stay the
+    linear model's (the probe's b, per draw of its own batched calls, need not be c(1)); costs.c1 is c(1)."""
+    model = VarianceModel(fitted, measured)
+    summary = summarise(model, measured.step_cost(budget_renders, 1), baseline_renders, k_values)
+    linear_summary = summarise(
+        VarianceModel(fitted, linear), linear.step_cost(budget_renders, 1), baseline_renders, k_values
+    )
+    summary["linear"] = {key: linear_summary[key] for key in LINEAR_FIGURES}
+    summary["costs"].update(b=linear.b, a_over_b=linear.a / linear.b)  # the linear model's b, not c(1)
+    for row, linear_row in zip(summary["components"], linear_summary["components"], strict=True):
+        row.update(k_star_linear=linear_row["k_star"], reuse_limit_linear=linear_row["reuse_limit"])
+    return model, summary
+
+
+def table_reach(table: list[dict]) -> int:
+    """The most teacher draws one step of the ECM table sends at once: max R K."""
+    return max(row["R"] * row["K"] for row in table)
+
+
+def summarise_measured(
+    fitted: dict[Setting, VarianceComponents],
+    measure: Callable[[int], MeasuredCostModel],
+    linear: CostModel,
+    budget_renders: float,
+    baseline_renders: int,
+    top: int = 0,
+    k_values=K_VALUES,
+) -> tuple[VarianceModel, dict]:
+    """summarise_models with the teacher curve measured by measure(n) on a ladder up to n draws: n = the largest
+    R K of the linear model's table (at least the budget's renders), measured again up to the measured table's
+    largest R K while that reaches past the ladder (unless the ladder stopped short: out of memory); top > 0 fixes
+    n instead."""
+    linear_pairs = equal_cost_configurations(linear, linear.step_cost(budget_renders, 1), k_values)
+    draws = top or max(math.ceil(budget_renders), *(r * k for r, k in linear_pairs))
+    while True:
+        costs = measure(draws)
+        model, summary = summarise_models(fitted, costs, linear, budget_renders, baseline_renders, k_values)
+        reach, measured_top = table_reach(summary["table"]), costs.curve.draws[-1]
+        if top or reach <= measured_top or measured_top < draws:
+            return model, summary
+        draws = reach

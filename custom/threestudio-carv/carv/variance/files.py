@@ -7,7 +7,6 @@ from pathlib import Path
 
 import torch
 
-from ..accounting import CostModel
 from ..pipeline.probe import Probe
 from .plots import norms_by_t, plot_frontier, plot_norms
 
@@ -40,8 +39,9 @@ def write_checkpoint_files(folder: Path, summary: dict, pooled: dict, model, pro
     return {"norms_by_t": binned, "files": sorted(str(p) for p in folder.iterdir())}
 
 
-def measured_ecm(check: dict, baseline: dict, costs: CostModel) -> dict:
-    """ECM of a configuration from the directly measured variances (delta-method standard error)."""
+def measured_ecm(check: dict, baseline: dict, costs) -> dict:
+    """ECM of a configuration from the directly measured variances (delta-method standard error), under any cost
+    model with step_cost(R, K)."""
     value = (baseline["measured"] * costs.step_cost(baseline["R"], 1)) / (
         check["measured"] * costs.step_cost(check["R"], check["K"])
     )

@@ -1,4 +1,5 @@
-"""The report's figures: the ECM frontier against per-step compute, and the gradient norm against t."""
+"""The report's figures: the ECM frontier against per-step compute, the gradient norm against t, and the measured
+teacher cost c(n) against the linear model."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import matplotlib
 import torch
 
+from ..cost_curve import curve_from_records
 from ..variance_model import BASELINE, VarianceModel, frontier
 
 matplotlib.use("Agg")
@@ -64,3 +66,31 @@ def plot_norms(binned: dict, alphas_cumprod: torch.Tensor, path: Path, title: st
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     plt.close(figure)
+
+
+def plot_cost_curves(checkpoints: list[dict], path: Path, title: str) -> Path:
+    """Seconds of n guided teacher draws in one call (left) and per draw (right), for each checkpoint: the measured
+    ladder (points), its monotone interpolation (line), and the linear model c(n) = n b with the report's b, the
+    per-draw seconds of the probe's own teacher calls (dashed), and with b = c(1) (dotted)."""
+    figure, (total, per_draw) = plt.subplots(1, 2, figsize=(10, 4))
+    for index, checkpoint in enumerate(checkpoints):
+        costs, color = checkpoint["costs"], f"C{index}"
+        curve = curve_from_records(costs["curve"])
+        n = torch.linspace(1, curve.draws[-1], 200).tolist()
+        c = [curve(x) for x in n]
+        label = checkpoint["checkpoint"]
+        total.scatter(curve.draws, curve.seconds, color=color, zorder=3, label=f"{label}: measured c(n)")
+        total.plot(n, c, color=color, label=f"{label}: interpolated")
+        per_draw.scatter(curve.draws, [s / d for s, d in zip(curve.seconds, curve.draws, strict=True)], color=color)
+        per_draw.plot(n, [y / x for x, y in zip(n, c, strict=True)], color=color)
+        for b, style, name in ((costs["b"], "--", "b of the probe's calls"), (curve.single, ":", "b = c(1)")):
+            total.plot(n, [x * b for x in n], color=color, linestyle=style, label=f"{label}: linear n b, {name}")
+            per_draw.axhline(b, color=color, linestyle=style)
+    total.set(xlabel="teacher draws n in one call", ylabel="seconds c(n)", title=title)
+    per_draw.set(xscale="log", yscale="log", xlabel="teacher draws n in one call", ylabel="seconds per draw c(n) / n")
+    per_draw.set_title("per draw (flat = linear model)")
+    total.legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path

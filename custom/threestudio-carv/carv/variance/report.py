@@ -1,8 +1,10 @@
 """`carv variance RUN_DIR_OR_CONFIG`: measure a, b and the variance components at checkpoints, write the report.
 
 Per checkpoint (folder <label>/): components.csv, ecm_table.csv, draws.csv (t and per-draw norms),
-ecm_frontier.png, gradient_norm_vs_t.png; report.json over all checkpoints. Timings are wall-clock on
-whatever machine runs it (a shared CPU inflates and jitters them; a and b come from the same run).
+ecm_frontier.png, gradient_norm_vs_t.png; report.json over all checkpoints and cost_vs_draws.png (each
+checkpoint's measured teacher curve c(n) beside the linear model's n b). Timings are wall-clock on
+whatever machine runs it (a shared CPU inflates and jitters them; a, b and c(n) come from the same run).
+The recommendation uses the measured cost C(R, K) = R a + c(R K); the linear model's figures stand beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from ..accounting import CostModel
+from ..cost_curve import MeasuredCostModel, TeacherCostCurve, memory_bound
+from ..guidance_cost import guidance_cost_curve
 from ..pipeline.config import load_config, parse_overrides, scheduled
 from ..pipeline.errors import UserError
 from ..pipeline.probe import Probe
@@ -25,8 +29,9 @@ from ..pipeline.runner import build_guidance, device_of, new_folder
 from ..pipeline.system import TextTo3DSystem
 from ..stratified_variance import repeated_variance
 from ..timing import PhaseClock
-from ..variance_model import BASELINE, SETTINGS, Setting, VarianceModel, fit, summarise
+from ..variance_model import BASELINE, SETTINGS, Setting, VarianceModel, fit, summarise_measured
 from .files import measured_ecm, write_checkpoint_files
+from .plots import plot_cost_curves
 
 Z99 = 2.5758  # two-sided 99% normal quantile
 
@@ -40,12 +45,19 @@ class ReportOptions:
     baseline_renders: int = 4  # R of the equal-cost baseline (K = 1, uniform t, IID)
     warmup_batches: int = 2  # batches of draws that train the adaptive proposal before its grid
     seed: int = 0
+    curve_draws: int = 0  # top of the teacher curve's ladder 1, 2, 4, ... (0: the ECM table's largest R K)
+    curve_repeats: int = 3  # timed calls per ladder step (median)
 
     def check(self) -> None:
         if self.renders < 3 or self.draws < 2 or self.draws % 2:
             raise UserError(f"need --renders >= 3 and an even --draws >= 2, got {self.renders} and {self.draws}")
         if self.repeats < 3 or self.budget < 1 or self.baseline_renders < 1:
             raise UserError("need --repeats >= 3, --budget >= 1 and --baseline-renders >= 1")
+        if self.curve_draws < 0 or self.curve_repeats < 1:
+            raise UserError(
+                f"need --curve-draws >= 1 (or 0: the default) and --curve-repeats >= 1, got "
+                f"{self.curve_draws} and {self.curve_repeats}"
+            )
 
 
 def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
@@ -127,9 +139,17 @@ def validate(probe: Probe, model: VarianceModel, setting: Setting, renders: int,
 def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: Path, progress) -> dict:
     generator = torch.Generator().manual_seed(options.seed)
     fitted, pooled = measure_grids(probe, options, generator, progress)
-    costs = CostModel(probe.meter.a, probe.meter.b)
-    model = VarianceModel(fitted, costs)
-    summary = summarise(model, options.budget * costs.step_cost(1, 1), options.baseline_renders)
+    progress.set_description("teacher curve c(n)")
+    linear = CostModel(probe.meter.a, probe.meter.b)
+    model, summary = summarise_measured(
+        fitted,
+        lambda draws: measured_costs(linear.a, teacher_curve(probe, options, draws), draws, device_of_system(probe)),
+        linear,
+        options.budget,
+        options.baseline_renders,
+        options.curve_draws,
+    )
+    costs = model.costs
     recommended = summary["recommended"]
     progress.set_description("direct check")
     baseline = {"setting": BASELINE.name, "R": options.baseline_renders, "K": 1}
@@ -153,6 +173,24 @@ def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: 
         **extra,
         "meter": asdict(probe.meter),
     }
+
+
+def teacher_curve(probe: Probe, options: ReportOptions, draws: int) -> TeacherCostCurve:
+    """c(n) of the checkpoint's own guidance (teacher, proposal, UNet batching) on one fresh render, on the ladder
+    1, 2, 4, ... draws; the render has its own generator, so the report's other draws are unchanged."""
+    latents, text = probe.render(1, torch.Generator().manual_seed(options.seed + 1), grad=False)
+    return guidance_cost_curve(probe.guidance, text, latents[0], draws, options.curve_repeats)
+
+
+def device_of_system(probe: Probe) -> torch.device:
+    return next(probe.system.parameters()).device
+
+
+def measured_costs(a: float, curve: TeacherCostCurve, requested: int, device: torch.device) -> MeasuredCostModel:
+    """R a + c(R K), bounded on CUDA by the device's memory (cost_curve.memory_bound; beyond the ladder the peak
+    memory is extrapolated)."""
+    total = float(torch.cuda.get_device_properties(device).total_memory) if device.type == "cuda" else None
+    return MeasuredCostModel(a, curve, memory_limit=memory_bound(curve, requested, total))
 
 
 def setting_named(fitted: dict, name: str) -> Setting:
@@ -197,5 +235,6 @@ def variance_report(
         "seconds": time.perf_counter() - started,
         "folder": str(folder),
     }
+    report["cost_plot"] = str(plot_cost_curves(results, folder / "cost_vs_draws.png", p.prompt))
     (folder / "report.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     return report

@@ -1,16 +1,37 @@
-"""The report as printed text: per checkpoint, costs, components, the ECM table, recommendation and checks."""
+"""The report as printed text: per checkpoint, costs and the teacher curve, components, the ECM table, the
+recommendation (measured cost model) beside the linear model's, and checks."""
 
 from __future__ import annotations
 
 
 def component_lines(rows: list[dict]) -> list[str]:
-    lines = [f"  {'setting':<16}{'sigma_b^2':>22}{'sigma_w^2':>22}{'K*':>6}{'reuse limit':>13}"]
+    lines = [
+        f"  {'setting':<16}{'sigma_b^2':>22}{'sigma_w^2':>22}{'K*':>6}{'(linear)':>9}{'reuse limit':>13}{'(linear)':>9}"
+    ]
     for r in rows:
         lines.append(
             f"  {r['setting']:<16}{r['sigma_b2']:>12.4g} +-{r['sigma_b2_se']:<8.2g}"
-            f"{r['sigma_w2']:>12.4g} +-{r['sigma_w2_se']:<8.2g}{r['k_star']:>6}{r['reuse_limit']:>13.2f}"
+            f"{r['sigma_w2']:>12.4g} +-{r['sigma_w2_se']:<8.2g}{r['k_star']:>6}{r['k_star_linear']:>9}"
+            f"{r['reuse_limit']:>13.2f}{r['reuse_limit_linear']:>9.2f}"
         )
     return lines
+
+
+def curve_line(costs: dict) -> str:
+    """The measured teacher curve: c(n) in ms and per draw, at each ladder step."""
+    points = ", ".join(
+        f"{p['draws']}: {1e3 * p['seconds']:.3g} ({1e3 * p['seconds'] / p['draws']:.3g}/draw)" for p in costs["curve"]
+    )
+    return f"teacher curve c(n), ms (measured through the guidance, n draws in one call): {points}"
+
+
+def choice_line(name: str, figures: dict) -> str:
+    rec, reuse, auto = figures["recommended"], figures["reuse_only"], figures["auto"]
+    return (
+        f"  {name}: recommended {rec['setting']} R={rec['R']} K={rec['K']}, ECM {rec['ecm']:.2f}; "
+        f"reuse only R={reuse['R']} K={reuse['K']}, ECM {reuse['ecm']:.2f}; reuse limit {figures['reuse_limit']:.2f}; "
+        f"auto R={auto['R']} K={auto['K']}"
+    )
 
 
 def table_lines(rows: list[dict]) -> list[str]:
@@ -31,12 +52,16 @@ def check_line(c: dict) -> str:
 
 
 def checkpoint_text(c: dict) -> list[str]:
-    costs, rec, reuse, auto = c["costs"], c["recommended"], c["reuse_only"], c["auto"]
+    costs, rec, reuse, auto, linear = c["costs"], c["recommended"], c["reuse_only"], c["auto"], c["linear"]
     lines = [
         f"== {c['checkpoint']} (step {c['step']})",
         f"costs (wall-clock, this machine): a = {costs['a']:.4f} s per render, b = {costs['b']:.4f} s per teacher "
-        f"evaluation, a/b = {costs['a_over_b']:.2f}; budget {c['budget_seconds']:.3f} s per step",
-        "components (parameter space; each setting's own sigma_b^2, the model uses the pooled one):",
+        f"evaluation in the probe's calls, a/b = {costs['a_over_b']:.2f}; c(1) = {costs['c1']:.4f} s",
+        curve_line(costs),
+        f"cost model of the recommendation: measured, C(R, K) = R a + c(R K); budget {c['budget_seconds']:.3f} s "
+        f"per step (linear C = R (a + K b): {linear['budget_seconds']:.3f} s)",
+        "components (parameter space; each setting's own sigma_b^2, the model uses the pooled one; K* and reuse "
+        "limit measured, then linear):",
         *component_lines(c["components"]),
         f"  pooled sigma_b^2 {c['sigma_b2_pooled']:.4g} +- {c['sigma_b2_pooled_se']:.2g}",
         "ECM at the budget vs the baseline (uniform, K = 1, R = {}):".format(c["baseline"]["R"]),
@@ -47,6 +72,9 @@ def checkpoint_text(c: dict) -> list[str]:
         f"reuse limit {c['reuse_limit']:.2f}",
         f"auto: {auto['setting']} R={auto['R']} K={auto['K']}, ECM {auto['ecm']:.2f} "
         f"({100 * auto['fraction_of_best_fixed']:.0f}% of the best fixed (R, K))",
+        "measured against linear cost model (each ECM under its own model):",
+        choice_line("measured", c),
+        choice_line("linear  ", linear),
         "direct check, variance of the per-step estimator (trace):",
         *(check_line(v) for v in c["validation"]),
         f"measured ECM: recommendation {c['measured_ecm']['ecm']:.2f} +- {c['measured_ecm']['se']:.2f}, "
@@ -74,7 +102,8 @@ def headline(report: dict) -> list[dict]:
                 "prompt": report["prompt"],
                 "checkpoint": c["checkpoint"],
                 "a_over_b": c["costs"]["a_over_b"],
-                "recommended": f"{c['recommended']['setting']} R={c['recommended']['R']} K={c['recommended']['K']}",
+                "recommended": configuration(c["recommended"]),
+                "recommended_linear": configuration(c["linear"]["recommended"]) if "linear" in c else "",
                 "ecm_predicted": c["recommended"]["ecm"],
                 "ecm_measured": c["measured_ecm"]["ecm"],
                 "ecm_measured_se": c["measured_ecm"]["se"],
@@ -89,6 +118,10 @@ def headline(report: dict) -> list[dict]:
             }
         )
     return rows
+
+
+def configuration(row: dict) -> str:
+    return f"{row['setting']} R={row['R']} K={row['K']}"
 
 
 def markdown_table(rows: list[dict]) -> str:
