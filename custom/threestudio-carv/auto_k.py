@@ -55,11 +55,15 @@ class AutoKMixin:
             return
         renders = batch["elevation"].shape[0]
         controller = self.carv_controller(renders)
-        (planned, self.carv_k), record = controller.configuration_for_step(self.true_global_step, self.carv_variance_probe)
+        (planned, self.carv_k), record = controller.configuration_for_step(
+            self.true_global_step, self.carv_variance_probe
+        )
         self.dataset.batch_size = controller.renders_ahead  # the batches collated from now on
         self.phase_clock.new_step()  # the probe's phases are not the step's
         if planned != renders:
-            warnings.warn(f"auto planned R = {planned} for step {self.true_global_step}, the batch has {renders}")
+            warnings.warn(
+                f"auto planned R = {planned} for step {self.true_global_step}, the batch has {renders}", stacklevel=2
+            )
         self.log("train/auto_k", float(self.carv_k))
         self.log("train/auto_renders", float(renders))
         if record is not None:  # probe values on probe steps only

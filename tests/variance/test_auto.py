@@ -116,10 +116,9 @@ def test_auto_in_the_pipeline_sets_the_k_star_of_a_planted_probe(toy_teacher, ra
     import carv
     import carv.pipeline.probe
     from carv.autotune import ProbeResult
+    from carv.cost_curve import TeacherCostCurve, doubling_ladder
 
     from ..helpers import planted_grid
-
-    from carv.cost_curve import TeacherCostCurve, doubling_ladder
 
     planted = ProbeResult(
         carv.variance_components(planted_grid(4000, 4, 6, 1.0, 4.0, seed=3)),

@@ -290,7 +290,9 @@ class AutoKController:
         """Plan the choice made before this step (from step + lag on) and return what the probe logs."""
         a = self.auto
         choice = choose_configuration(self.cost_model(), a.sigma_b2, a.sigma_w2, self.options, a.k_multiple)
-        self.planned = [p for p in self.planned if p[0] < step + self.lag] + [(step + self.lag, choice.renders, choice.k)]
+        self.planned = [p for p in self.planned if p[0] < step + self.lag] + [
+            (step + self.lag, choice.renders, choice.k)
+        ]
         record = {
             "step": step,
             "applies_from": step + self.lag,

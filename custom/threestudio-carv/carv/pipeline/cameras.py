@@ -49,7 +49,9 @@ def with_rays(cameras: Cameras, height: int, width: int) -> CameraBatch:
     return CameraBatch(cameras, origins, directions)
 
 
-def train_batch(config: DataConfig, generator: torch.Generator | None = None, renders: int | None = None) -> CameraBatch:
+def train_batch(
+    config: DataConfig, generator: torch.Generator | None = None, renders: int | None = None
+) -> CameraBatch:
     """R random cameras at the training resolution (R = renders, else data.batch_size), each parameter uniform in
     its range."""
     n = config.batch_size if renders is None else renders

@@ -410,5 +410,7 @@ def run_metrics(system, config: DictConfig, fidelity: dict, files: dict) -> dict
         "fidelity": fidelity,
         "fidelity_history": system.fidelity_history,
         "files": files,
-        **({"auto_k": system.auto_k.history, "auto_probes": system.auto_k.choices} if system.auto_k is not None else {}),
+        **(
+            {"auto_k": system.auto_k.history, "auto_probes": system.auto_k.choices} if system.auto_k is not None else {}
+        ),
     }
