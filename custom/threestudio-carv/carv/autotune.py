@@ -268,11 +268,6 @@ class AutoKController:
         self.history.append({"step": step, "renders": renders, "k": k})
         return (renders, k), record
 
-    def k_for_step(self, step: int, probe: ProbeFunction) -> tuple[int, dict | None]:
-        """(K of this step, the probe's record or None): configuration_for_step for systems with a fixed R."""
-        (_, k), record = self.configuration_for_step(step, probe)
-        return k, record
-
     def configuration_at(self, step: int) -> tuple[int, int]:
         """(R, K) in force at a step: the latest plan that starts at or before it."""
         return next((r, k) for start, r, k in reversed(self.planned) if start <= step)
