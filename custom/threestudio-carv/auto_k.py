@@ -1,20 +1,31 @@
 """`noise_samples_per_render: auto` for the threestudio systems: carv.autotune.AutoKController with a probe of
-threestudio's own renders.
+threestudio's own renders, choosing R (the training dataset's batch size) and K.
 
 The option set is the CPU pipeline's (carv.autotune.AutoKOptions on system.guidance). Before step s, at multiples
 of auto_every_n_steps, the probe renders fresh cameras from the training dataset (batches until auto_probe_size
 renders), draws its (t, eps) per render by the training rule and back-propagates each draw on its own
-(carv.probe); the controller sets K to the K* of the cost model, with a and b from the phase clock of each step.
-K of step s is a function of draws made before step s only, so each step stays unbiased.
+(carv.probe); the first probe also measures c(n) through the run's guidance on its latents (carv.guidance_cost).
+The controller picks the (R, K) of least Var C within the measured cost of the baseline step.
+
+When the choice is made (on_train_batch_start of step s) Lightning holds the batch of step s and has already
+collated that of step s + 1 (its fetcher prefetches one batch), so the new batch size first reaches the batch of
+step s + 2: the controller runs the pair, R and K together, from step s + 2 on (lag 2). The batch size is set
+after threestudio's own dataset update_step, every step, so it also overrides a data.batch_size schedule.
+R and K of step s are functions of draws made before step s only, so each step stays unbiased.
 """
+
+import warnings
 
 import torch
 from pytorch_lightning.utilities import move_data_to_device
 
-from carv.accounting import CostMeter, CostModel, configuration_ecm
+from carv.accounting import CostMeter
 from carv.autotune import AutoKController, AutoKOptions, ProbeResult, auto_requested
+from carv.guidance_cost import guidance_cost_curve
 from carv.probe import per_draw_gradients, probe_directions
 from carv.stratified_variance import grid_components
+
+LIGHTNING_PREFETCH = 1  # batches Lightning's fetcher collates beyond the one a step holds (an iterable dataset)
 
 
 def auto_k_options(guidance_cfg) -> AutoKOptions:
@@ -23,24 +34,40 @@ def auto_k_options(guidance_cfg) -> AutoKOptions:
 
 
 class AutoKMixin:
-    """`auto` K for a threestudio system (put it before the system class in the bases)."""
+    """`auto` R and K for a threestudio system (put it before the system class in the bases)."""
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
         self.carv_auto, self.carv_k = None, None
-        cfg = self.guidance.cfg
-        if auto_requested(getattr(cfg, "noise_samples_per_render", 1)):
-            self.carv_auto = AutoKController(auto_k_options(cfg), cfg.timestep_strata)
+        self.carv_auto_requested = auto_requested(getattr(self.guidance.cfg, "noise_samples_per_render", 1))
+
+    def carv_controller(self, renders_initial: int) -> AutoKController:
+        """The controller, made at the first step (whose batch tells the R in force until the first choice)."""
+        if self.carv_auto is None:
+            cfg = self.guidance.cfg
+            lag = 1 + LIGHTNING_PREFETCH
+            self.carv_auto = AutoKController(auto_k_options(cfg), cfg.timestep_strata, renders_initial, lag=lag)
+        return self.carv_auto
 
     def on_train_batch_start(self, batch, batch_idx, unused=0):
-        super().on_train_batch_start(batch, batch_idx, unused)
-        if self.carv_auto is None:
+        super().on_train_batch_start(batch, batch_idx, unused)  # threestudio's update_step sets its batch size
+        if not self.carv_auto_requested:
             return
-        self.carv_k, probed = self.carv_auto.k_for_step(self.true_global_step, self.carv_variance_probe)
+        renders = batch["elevation"].shape[0]
+        controller = self.carv_controller(renders)
+        (planned, self.carv_k), record = controller.configuration_for_step(
+            self.true_global_step, self.carv_variance_probe
+        )
+        self.dataset.batch_size = controller.renders_ahead  # the batches collated from now on
         self.phase_clock.new_step()  # the probe's phases are not the step's
+        if planned != renders:
+            warnings.warn(
+                f"auto planned R = {planned} for step {self.true_global_step}, the batch has {renders}", stacklevel=2
+            )
         self.log("train/auto_k", float(self.carv_k))
-        if probed is not None:  # probe values on probe steps only
-            self.log_probe(probed.components, batch["elevation"].shape[0], self.carv_k)
+        self.log("train/auto_renders", float(renders))
+        if record is not None:  # probe values on probe steps only
+            self.log_probe(record)
 
     def on_train_batch_end(self, outputs, batch, batch_idx):
         super().on_train_batch_end(outputs, batch, batch_idx)
@@ -48,7 +75,7 @@ class AutoKMixin:
             self.carv_auto.observe_step(self.phase_clock.last, batch["elevation"].shape[0], self.carv_k)
 
     def carv_probe_batch(self, meter: CostMeter, k: int):
-        """Per-draw parameter gradients [R_b, K, D] and timesteps [R_b, K] of one fresh training batch."""
+        """Per-draw parameter gradients [R_b, K, D], timesteps [R_b, K], latents and text of one fresh batch."""
         distillation = self.guidance.distillation
         batch = move_data_to_device(self.dataset.collate(None), self.device)
         with meter.timed("render", batch["elevation"].shape[0]):
@@ -61,33 +88,28 @@ class AutoKMixin:
         rows = [latents[r : r + 1] for r in range(latents.shape[0])]
         # one draw's backward traverses the whole batch's graph: it counts as latents.shape[0] render backwards
         g = per_draw_gradients(rows, result.draws, parameters, meter, renders_per_backward=latents.shape[0])
-        return g, result.t.cpu()
+        return g, result.t.cpu(), latents, text
 
-    def carv_variance_probe(self, renders: int, draws: int, step: int) -> ProbeResult:
-        """Components and costs at the current parameters, from batches of fresh renders."""
+    def carv_variance_probe(self, renders: int, draws: int, step: int, curve_draws: int = 0) -> ProbeResult:
+        """Components and costs at the current parameters, from batches of fresh renders; with curve_draws > 0
+        also c(n) up to curve_draws through the run's guidance, on the last batch's first latent."""
         self.prompt_utils = self.prompt_processor()
         meter, grids, timesteps = CostMeter(), [], []
         while sum(g.shape[0] for g in grids) < renders:
-            g, t = self.carv_probe_batch(meter, draws)
+            g, t, latents, text = self.carv_probe_batch(meter, draws)
             grids.append(g)
             timesteps.append(t)
         stratified = self.guidance.distillation.sampler.stratified
-        return ProbeResult(grid_components(torch.cat(grids), torch.cat(timesteps), stratified), meter.a, meter.b)
+        components = grid_components(torch.cat(grids), torch.cat(timesteps), stratified)
+        curve = None
+        if curve_draws > 0:
+            curve = guidance_cost_curve(self.guidance.distillation, text, latents, max_draws=curve_draws)
+        return ProbeResult(components, meter.a, meter.b, curve)
 
-    def log_probe(self, components, renders: int, k: int) -> None:
-        """sigma_b^2, sigma_w^2, a, b, K* and the reuse ECM of the running (R, K) against threestudio's R=4, K=1."""
-        auto = self.carv_auto.auto
-        costs = CostModel(auto.a, auto.b)
-        sigmas = (max(components.sigma_b2, 0.0), components.sigma_w2)
-        values = {
-            "sigma_b2": components.sigma_b2,
-            "sigma_w2": components.sigma_w2,
-            "cost_a": auto.a,
-            "cost_b": auto.b,
-            "k_star": float(auto.k_star()),
-            "ecm_reuse_vs_baseline": configuration_ecm(costs, sigmas, sigmas, renders, k, baseline_renders=4),
-        }
+    def log_probe(self, record: dict) -> None:
+        """The probe's record: chosen R and K, sigma_b^2, sigma_w^2, a, b, the budget, the predicted ECM of the
+        choice against the baseline under the measured model, and the linear model's choice (train/carv_<name>)."""
         # straight to the loggers: self.log would repeat these values on every later step until the next probe
-        metrics = {f"train/carv_{name}": float(value) for name, value in values.items()}
+        metrics = {f"train/carv_{name}": float(value) for name, value in record.items() if name != "step"}
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.global_step)

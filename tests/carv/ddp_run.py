@@ -16,6 +16,7 @@ import torch
 from carv.accounting import CostMeter
 from carv.autotune import AutoKController, AutoKOptions, ProbeResult
 from carv.conditioning import TextConditioning
+from carv.cost_curve import TeacherCostCurve, doubling_ladder
 from carv.diffusion.teacher import load_teacher
 from carv.probe import per_draw_gradients, probe_directions
 from carv.score_distillation import ScoreDistillation, ScoreDistillationConfig
@@ -59,13 +60,15 @@ class TinyDistillationRun(pl.LightningModule):
         embeddings = torch.randn(2, 1, MAX_TOKENS, TEXT_WIDTH, generator=torch.Generator().manual_seed(7))
         self.text = TextConditioning(embeddings[0], embeddings[1])  # the same prompt on every rank
         self.controller = AutoKController(OPTIONS)
-        self.reduced_probes = []
+        self.reduced_probes = []  # what the controller observed: the probes reduced across ranks
+        observe = self.controller.observe_probe
+        self.controller.observe_probe = lambda result: (self.reduced_probes.append(result), observe(result))[1]
 
     def renders(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """rgb [n, SIDE, SIDE, 3] in (0, 1): the shared image seen through this rank's own noise."""
         return torch.sigmoid(self.logits + torch.randn(n, SIDE, SIDE, 3, generator=generator))
 
-    def probe(self, renders: int, draws: int, step: int) -> ProbeResult:
+    def probe(self, renders: int, draws: int, step: int, curve_draws: int) -> ProbeResult:
         """Per-draw gradients of fresh renders -> components; the costs from this rank's fake clock."""
         generator = rank_generator(self.global_rank, step, 1)
         latents = self.distillation.latents(self.renders(renders, generator), generator)
@@ -73,21 +76,20 @@ class TinyDistillationRun(pl.LightningModule):
         rows = [latents[r : r + 1] for r in range(renders)]
         g = per_draw_gradients(rows, result.draws, [self.logits], CostMeter())
         a, b = FAKE_COSTS[self.global_rank]
-        probed = ProbeResult(grid_components(g, result.t.cpu(), stratified=False), a, b)
+        curve = TeacherCostCurve.linear(b, doubling_ladder(curve_draws)) if curve_draws else None  # fake clock
+        probed = ProbeResult(grid_components(g, result.t.cpu(), stratified=False), a, b, curve)
         self.local["probes"].append(probed)
         return probed
 
     def training_step(self, batch, batch_idx):
         step = self.global_step
-        k, probed = self.controller.k_for_step(step, self.probe)
-        if probed is not None:
-            self.reduced_probes.append(probed)
+        (renders, k), _ = self.controller.configuration_for_step(step, self.probe)
         generator = rank_generator(self.global_rank, step, 0)
-        out = self.distillation(self.renders(RENDERS, generator), self.text, generator=generator, k=k)
+        out = self.distillation(self.renders(renders, generator), self.text, generator=generator, k=k)
         a, b = FAKE_COSTS[self.global_rank]
-        phases = {"render": a * RENDERS, "teacher": b * RENDERS * k}
+        phases = {"render": a * renders, "teacher": b * renders * k}
         self.local["phases"].append(phases)
-        self.controller.observe_step(phases, RENDERS, k)
+        self.controller.observe_step(phases, renders, k)
         return out["loss_sds"]
 
     def configure_optimizers(self):
@@ -100,7 +102,7 @@ class TinyDistillationRun(pl.LightningModule):
         torch.save(
             {
                 "pmf": self.distillation.sampler.proposal_pmf(),
-                "k": [entry["k"] for entry in self.controller.history],
+                "k": [(entry["renders"], entry["k"]) for entry in self.controller.history],  # (R, K) per step
                 "probes": self.reduced_probes,
                 "logits": self.logits.detach().clone(),
                 "local": self.local,

@@ -76,28 +76,192 @@ def test_k_multiple_must_fit_the_bounds():
         AutoK(k_initial=4, k_max=8, k_multiple=3)
 
 
-def planted_probe(a: float, b: float, sigma_b2: float, sigma_w2: float, calls: list):
-    """A probe returning components of a planted grid and the costs (a, b), recording its calls."""
+def knee_curve(n0: int, flat: float, slope: float, top: int = 256):
+    """c(n) = flat up to n0 draws, then flat + (n - n0) slope (a device that batches until it is busy)."""
+    from carv.cost_curve import TeacherCostCurve, doubling_ladder
+
+    ladder = doubling_ladder(top)
+    return TeacherCostCurve(ladder, tuple(flat + max(n - n0, 0) * slope for n in ladder))
+
+
+def exact(sigma_b2: float, sigma_w2: float):
+    return carv.VarianceComponents(sigma_b2, sigma_w2, math.nan, math.nan, 4, 4)
+
+
+def planted_probe(a: float, b: float, sigma_b2: float, sigma_w2: float, calls: list, curve=None):
+    """A probe returning components of a planted grid, the costs (a, b) and a teacher curve (linear in b unless
+    given) when asked for one, recording its calls."""
     from carv.autotune import ProbeResult
+    from carv.cost_curve import TeacherCostCurve, doubling_ladder
 
     components = carv.variance_components(planted_grid(4000, 4, 6, sigma_b2, sigma_w2, seed=3))
 
-    def probe(renders, draws, step):
-        calls.append((renders, draws, step))
-        return ProbeResult(components, a, b)
+    def probe(renders, draws, step, curve_draws):
+        calls.append((renders, draws, step, curve_draws))
+        measured = (curve or TeacherCostCurve.linear(b, doubling_ladder(curve_draws))) if curve_draws else None
+        return ProbeResult(components, a, b, measured)
 
     return probe
 
 
-def test_controller_probes_before_its_steps_and_picks_the_planted_k_star():
-    from carv.autotune import AutoKController, AutoKOptions
+def options(**kwargs):
+    from carv.autotune import AutoKOptions
+
+    defaults = dict(auto_every_n_steps=3, auto_k_initial=2, auto_k_max=64, auto_probe_size=3)
+    return AutoKOptions(**{**defaults, **kwargs})
+
+
+def test_controller_probes_before_its_steps_and_measures_the_curve_once():
+    from carv.autotune import AutoKController
 
     calls = []
-    probe = planted_probe(16.0, 1.0, 1.0, 4.0, calls)  # K* = sqrt(16 * 4 / 1) = 8
-    controller = AutoKController(AutoKOptions(auto_every_n_steps=3, auto_k_initial=2, auto_k_max=64, auto_probe_size=3))
-    ks = [controller.k_for_step(step, probe)[0] for step in range(4)]
-    assert ks == [8, 8, 8, 8] and calls == [(3, 4, 0), (3, 4, 3)]  # 3 renders x 4 (even) draws, at steps 0 and 3
-    controller.observe_step({"render": 64.0, "teacher": 8.0}, renders=1, k=8)  # a = 64, b = 1 from the step's clock
-    assert (controller.auto.a, controller.auto.b) == (40.0, 1.0)  # running averages (smoothing 0.5)
+    probe = planted_probe(16.0, 1.0, 1.0, 4.0, calls)  # linear: K* = sqrt(16 * 4 / 1) = 8, every R ties: R = 1
+    controller = AutoKController(options(auto_max_draws_per_step=32), renders_initial=2)
+    configurations = [controller.configuration_for_step(step, probe)[0] for step in range(4)]
+    assert configurations == [(1, 8)] * 4
+    assert calls == [(3, 4, 0, 32), (3, 4, 3, 0)]  # 3 renders x 4 (even) draws; the curve up to 32 at the first
+    assert controller.curve.draws == (1, 2, 4, 8, 16, 32)
+    controller.observe_step({"render": 64.0, "teacher": 8.0}, renders=1, k=8)  # a = 64 from the step's clock
+    assert controller.auto.a == 40.0  # running average (smoothing 0.5)
     auto = controller.auto  # the planted grid's estimates of (1, 4), observed twice
-    assert controller.k_for_step(6, probe)[0] == carv.optimal_k(40.0, 1.0, auto.sigma_b2, auto.sigma_w2) > 8
+    (renders, k), record = controller.configuration_for_step(6, probe)
+    assert renders == 1 and k == carv.optimal_k(40.0, 1.0, auto.sigma_b2, auto.sigma_w2) > 8
+    assert record["renders"] == 1 and record["k"] == k and record["k_star"] == k  # linear curve: K* of the model
+    assert record["linear_renders"] == 1 and record["linear_k"] == k and record["ecm_vs_baseline"] > 1
+
+
+def test_a_first_probe_without_a_curve_is_an_error():
+    from carv.autotune import AutoKController, ProbeResult
+
+    controller = AutoKController(options())
+    with pytest.raises(ValueError, match="cost curve"):
+        controller.configuration_for_step(0, lambda *args: ProbeResult(exact(1.0, 1.0), 1.0, 1.0))
+
+
+@pytest.mark.parametrize("lag", [0, 2])
+def test_the_choice_applies_lag_steps_after_its_probe_r_and_k_together(lag):
+    from carv.autotune import AutoKController
+
+    probe = planted_probe(1.0, 10.0, 1.0, 4.0, [], curve=knee_curve(n0=8, flat=10.0, slope=1.0))
+    controller = AutoKController(options(auto_every_n_steps=4, auto_r_max=8), renders_initial=1, lag=lag)
+    configurations = [controller.configuration_for_step(step, probe)[0] for step in range(4)]
+    assert configurations == [(1, 2)] * lag + [(4, 2)] * (4 - lag)  # (R_initial, K_initial) until the choice runs
+    assert [row["renders"] for row in controller.history] == [r for r, _ in configurations]
+    assert controller.renders_ahead == 4
+
+
+def test_the_choice_of_a_step_never_depends_on_the_draws_of_that_step():
+    """Two controllers with the same past, whose step s then draws (and times) differently: the (R, K) each ran at
+    step s, and every (R, K) planned for steps before the next probe, are identical."""
+    import copy
+
+    from carv.autotune import AutoKController
+
+    for lag in (0, 2):
+        probe = planted_probe(1.0, 10.0, 1.0, 4.0, [], curve=knee_curve(n0=8, flat=10.0, slope=1.0))
+        one = AutoKController(options(auto_every_n_steps=5), renders_initial=1, lag=lag)
+        for step in range(7):
+            configuration, _ = one.configuration_for_step(step, probe)
+            one.observe_step({"render": 1.0, "teacher": 10.0}, *configuration)
+        other = copy.deepcopy(one)
+        ran = one.configuration_for_step(7, probe)[0]
+        assert other.configuration_for_step(7, probe)[0] == ran
+        one.observe_step({"render": 1e-3, "teacher": 1e3}, *ran)  # step 7's own draws: wildly different clocks
+        other.observe_step({"render": 1e3, "teacher": 1e-3}, *ran)
+        assert one.configuration_at(7) == other.configuration_at(7) == ran
+        assert [one.configuration_for_step(s, probe)[0] for s in (8, 9)] == [
+            other.configuration_for_step(s, probe)[0] for s in (8, 9)
+        ]
+
+
+def test_between_render_variance_buys_renders_at_one_draw_each():
+    from carv.autotune import choose_configuration
+    from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder
+
+    costs = MeasuredCostModel(1.0, TeacherCostCurve.linear(1.0, doubling_ladder(64)))
+    choice = choose_configuration(costs, 100.0, 1.0, options())
+    assert choice.k == 1 and choice.renders > 1  # (4, 1): the baseline itself wins the tie of all R at K = 1
+    assert (choice.renders, choice.k) == (4, 1) and choice.ecm == 1.0
+
+
+def test_within_render_variance_buys_draws_on_one_render():
+    from carv.autotune import choose_configuration
+    from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder
+
+    costs = MeasuredCostModel(24.0, TeacherCostCurve.linear(1.0, doubling_ladder(128)))  # budget 4 (24 + 1) = 100
+    choice = choose_configuration(costs, 1.0, 1000.0, options(auto_k_max=64, auto_max_draws_per_step=128))
+    assert (choice.renders, choice.k) == (1, 64)  # K* = sqrt(24 000) = 155, capped by auto_k_max
+    assert choice.budget == 100.0 and choice.ecm > 2
+    choice = choose_configuration(costs, 1.0, 1000.0, options(auto_k_max=128, auto_max_draws_per_step=128))
+    assert (choice.renders, choice.k) == (1, 76)  # capped by the budget: 24 + 76 = 100
+
+
+def test_a_flat_then_linear_curve_sends_the_step_to_the_knee():
+    """c(n) = 10 up to 8 draws, then 1 a draw; a = 1: budget C(4, 1) = 4 + 10 = 14. The brute force over the budget:
+    (4, 2), R K = 8 = the knee, Var C = (1 + 4/2)/4 * 14 = 10.5 against the baseline's (1 + 4)/4 * 14 = 17.5; the
+    linear model (b = c(1) = 10) sees K = 2 as dearer than K = 1 and keeps the baseline."""
+    from carv.autotune import choose_configuration
+    from carv.cost_curve import MeasuredCostModel
+
+    costs = MeasuredCostModel(1.0, knee_curve(n0=8, flat=10.0, slope=1.0))
+    choice = choose_configuration(costs, 1.0, 4.0, options())
+    assert (choice.renders, choice.k) == (4, 2) and choice.renders * choice.k == 8
+    assert choice.ecm == pytest.approx(17.5 / 10.5, rel=1e-12)
+    assert (choice.linear_renders, choice.linear_k) == (4, 1) and choice.linear_ecm == 1.0
+
+
+def test_the_choice_never_has_more_predicted_variance_times_cost_than_the_baseline():
+    import random
+
+    from carv.autotune import SearchSpace, choose_configuration
+    from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder, variance_times_cost
+
+    rng = random.Random(0)
+    for _ in range(300):
+        ladder = doubling_ladder(rng.choice([8, 16, 64]))
+        seconds = [rng.uniform(0.01, 1.0)]
+        for _ in ladder[1:]:
+            seconds.append(seconds[-1] + rng.uniform(0.0, 1.0) * rng.choice([0.0, 0.1, 1.0]))
+        costs = MeasuredCostModel(rng.uniform(0.0, 5.0), TeacherCostCurve(ladder, tuple(seconds)))
+        o = options(
+            auto_r_max=rng.randint(1, 8),
+            auto_k_max=rng.randint(1, 64),
+            auto_baseline_renders=rng.randint(1, 4),
+            auto_baseline_k=rng.randint(1, 2),
+            auto_max_draws_per_step=ladder[-1],
+        )
+        sigma_b2, sigma_w2 = rng.uniform(-0.1, 10) * rng.choice([0.01, 1, 100]), rng.uniform(0, 10)
+        choice = choose_configuration(costs, sigma_b2, sigma_w2, o)
+        baseline = (o.auto_baseline_renders, o.auto_baseline_k)
+        space = SearchSpace(costs, o.auto_r_max, o.auto_k_max, 1, ladder[-1])
+        assert choice.renders * choice.k <= ladder[-1] and choice.renders <= max(o.auto_r_max, baseline[0])
+        assert costs.step_cost(choice.renders, choice.k) <= choice.budget * (1 + 1e-9) or not space.fits(*baseline)
+        if space.fits(*baseline):
+            chosen = variance_times_cost(costs, max(sigma_b2, 0.0), sigma_w2, choice.renders, choice.k)
+            assert chosen <= variance_times_cost(costs, max(sigma_b2, 0.0), sigma_w2, *baseline) * (1 + 1e-12)
+            assert choice.ecm >= 1.0 - 1e-12
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"auto_r_max": 0}, "auto_r_max"),
+        ({"auto_baseline_k": 0}, "auto_baseline_k"),
+        ({"auto_baseline_renders": 8, "auto_max_draws_per_step": 4}, "auto_max_draws_per_step"),
+    ],
+)
+def test_bad_r_and_baseline_options(kwargs, message):
+    from carv.autotune import AutoKController
+
+    with pytest.raises(ValueError, match=message):
+        AutoKController(options(**kwargs))
+
+
+def test_with_strata_the_choice_is_a_multiple_of_them():
+    from carv.autotune import choose_configuration
+    from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder
+
+    costs = MeasuredCostModel(24.0, TeacherCostCurve.linear(1.0, doubling_ladder(64)))
+    for sigmas in [(100.0, 1.0), (1.0, 1000.0), (1.0, 30.0)]:
+        choice = choose_configuration(costs, *sigmas, options(auto_k_initial=4), k_multiple=4)
+        assert choice.k % 4 == 0 and costs.step_cost(choice.renders, choice.k) <= choice.budget

@@ -79,14 +79,14 @@ def replayed_pmf(folder, draws_per_rank: list[list]) -> torch.Tensor:
 
 def replayed_k(ranks: list[dict]) -> list[int]:
     """auto's K history of a single process fed the average of these ranks' probes and phase clocks."""
-    from .ddp_run import OPTIONS, RENDERS
+    from .ddp_run import OPTIONS
 
     controller = AutoKController(OPTIONS)
     probes = iter([average_of(list(parts)) for parts in zip(*[r["local"]["probes"] for r in ranks], strict=True)])
     for step in range(STEPS):
-        k, _ = controller.k_for_step(step, lambda renders, draws, at: next(probes))
-        controller.observe_step(average_of([r["local"]["phases"][step] for r in ranks]), RENDERS, k)
-    return [entry["k"] for entry in controller.history]
+        (renders, k), _ = controller.configuration_for_step(step, lambda renders, draws, at, curve: next(probes))
+        controller.observe_step(average_of([r["local"]["phases"][step] for r in ranks]), renders, k)
+    return [(entry["renders"], entry["k"]) for entry in controller.history]
 
 
 def test_ddp_ranks_see_different_draws_and_stay_in_step(ddp_run):

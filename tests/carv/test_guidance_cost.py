@@ -37,3 +37,14 @@ def test_n_draws_make_the_guidance_batches_and_leave_proposal_and_rng_alone(tmp_
     assert curve.draws == (1, 2, 4)
     assert torch.equal(distillation.sampler.proposal_pmf(), proposal_before)  # the proposal learnt nothing
     assert torch.equal(torch.get_rng_state(), rng_before)  # the run's random stream is untouched
+
+
+def test_the_curve_is_measured_at_every_n_whatever_the_runs_strata(tmp_path):
+    """timestep_strata=4 crashed the ladder at n = 1 ("1 draws cannot be split evenly over 4 strata")."""
+    teacher = load_teacher(build_tiny_sd_teacher(tmp_path / "sd"))
+    options = ScoreDistillationConfig(timestep_proposal="sds", timestep_stratified=True, timestep_strata=4)
+    distillation = ScoreDistillation(teacher, options)
+    with torch.no_grad():
+        latents = distillation.latents(RenderStandIn(1, teacher.native_resolution)())
+    curve = guidance_cost_curve(distillation, random_text(teacher, 1, "cpu"), latents, max_draws=8, repeats=1)
+    assert curve.draws == (1, 2, 4, 8)

@@ -1,6 +1,6 @@
 """threestudio's own launch.py, unchanged, end to end: --train of every shipped config that can run on a CPU,
---test / --validate / a resumed --train from a run's last checkpoint, system.guidance.noise_samples_per_render=auto, and the error a user
-without the `carv` package sees. Each run is shrunk to a few seconds of work (32 px, 8 samples per ray, few
+--test / --validate / a resumed --train from a run's last checkpoint, system.guidance.noise_samples_per_render=auto
+(R and K chosen online), and the error a user without the `carv` package sees. Each run is shrunk to a few seconds of work (32 px, 8 samples per ray, few
 steps); launch.py's own imports cost more. Runs land in pytest's temporary folders."""
 
 import math
@@ -89,29 +89,54 @@ def test_resumed_training_continues_at_its_step(toy_run, threestudio_root, tmp_p
     assert len(video_frames(resumed / "save" / f"it{TOY_STEPS + 2}-test.mp4")) == TOY_VIEWS
 
 
-PROBE_VALUES = ("sigma_b2", "sigma_w2", "cost_a", "cost_b", "k_star", "ecm_reuse_vs_baseline")
+PROBE_VALUES = (
+    "renders",
+    "k",
+    "applies_from",
+    "sigma_b2",
+    "sigma_w2",
+    "cost_a",
+    "cost_b",
+    "budget",
+    "ecm_vs_baseline",
+    "linear_renders",
+    "linear_k",
+    "linear_ecm_vs_baseline",
+    "k_star",
+)
 
 
-def test_auto_k_logs_its_probe_on_probe_steps_only(threestudio_root, tmp_path):
+def test_auto_sets_the_batch_size_it_chose_and_logs_its_probe_on_probe_steps_only(threestudio_root, tmp_path):
+    """data.batch_size = 2 with auto_r_max = 1: the first choice (before step 0) must change R to 1, and it reaches the
+    batches from step 2 on (Lightning had collated the batch of step 1 already), K with it."""
     overrides = toy_overrides("auto", steps=5) + [
+        "data.batch_size=2",
         "system.guidance.noise_samples_per_render=auto",
         "system.guidance.auto_k_initial=2",
         "system.guidance.auto_every_n_steps=2",
         "system.guidance.auto_k_max=12",
+        "system.guidance.auto_r_max=1",
+        "system.guidance.auto_baseline_renders=2",
+        "system.guidance.auto_max_draws_per_step=16",
         "system.guidance.auto_probe_size=3",
     ]
     workdir = make_workdir(tmp_path / "work")
-    check_ok(run_launch(threestudio_root, workdir, TOY, "train", overrides))
+    process = run_launch(threestudio_root, workdir, TOY, "train", overrides)
+    check_ok(process)
+    assert "auto planned R" not in process.stdout  # every batch had the planned R
     run = workdir / "outputs" / "carv-toy-teacher" / "auto"
     for read in (csv_series, tensorboard_series):
         ks = read(run, "train/auto_k")
         assert [step for step, _ in ks] == [0, 1, 2, 3, 4]
         assert all(1 <= k <= 12 and k == int(k) for _, k in ks)
+        assert [r for _, r in read(run, "train/auto_renders")] == [2.0, 2.0, 1.0, 1.0, 1.0]
         for name in PROBE_VALUES:
             probe = read(run, f"train/carv_{name}")
             assert [step for step, _ in probe] == [0, 2, 4], (read.__name__, name)  # not repeated in between
             assert all(math.isfinite(value) for _, value in probe), (name, probe)
-    assert all(1 <= k <= 12 for _, k in csv_series(run, "train/carv_k_star"))
+        chosen = dict(read(run, "train/carv_k"))
+        assert [k for _, k in ks] == [2.0, 2.0, chosen[0], chosen[0], chosen[2]]  # each choice 2 steps on
+    assert [r for _, r in csv_series(run, "train/carv_renders")] == [1.0, 1.0, 1.0]
 
 
 def readme_failure_paragraph() -> str:

@@ -28,11 +28,13 @@ def test_auto_sets_k_from_probes_within_its_bounds(toy_teacher, random_judge, tm
 
 
 def test_probe_draws_never_enter_a_step(toy_teacher, random_judge, tmp_path):
-    """K pinned by auto's bounds to 2, probing every step: the same parameters as a fixed K = 2 run."""
+    """(R, K) pinned by auto's bounds to (1, 2), probing (and measuring the cost curve) every step: the same
+    parameters as a fixed R = 1, K = 2 run."""
     common = [*shrunken(toy_teacher, random_judge, tmp_path, steps=2), "system.guidance.timestep_proposal=sds"]
     pinned = [
         "system.guidance.auto_k_initial=2",
         "system.guidance.auto_k_max=2",
+        "system.guidance.auto_r_max=1",
         "system.guidance.auto_every_n_steps=1",
     ]
     auto = text_to_3d("a red mug", "cpu-carv-auto", [*common, *pinned])
@@ -100,8 +102,8 @@ def test_the_probe_leaves_the_training_guidance_unchanged(toy_teacher, random_ju
     prompts = ViewDependentPrompts(prompt_encoder(str(toy_teacher), p.prompt, "cpu"), p.prompt, p.negative_prompt)
     system.attach(guidance, prompts)
     before = copy.deepcopy(guidance.config)
-    result = auto_k_probe(system, 3, 6, step=0)
-    assert result.components.draws_per_render == 6 and result.b > 0
+    result = auto_k_probe(system, 3, 6, step=0, curve_draws=4)
+    assert result.components.draws_per_render == 6 and result.b > 0 and result.curve.draws == (1, 2, 4)
     assert guidance.config == before
     guidance.teacher.teacher.predict_noise = lambda *args: (_ for _ in ()).throw(RuntimeError("teacher down"))
     with pytest.raises(RuntimeError, match="teacher down"):
@@ -114,11 +116,17 @@ def test_auto_in_the_pipeline_sets_the_k_star_of_a_planted_probe(toy_teacher, ra
     import carv
     import carv.pipeline.probe
     from carv.autotune import ProbeResult
+    from carv.cost_curve import TeacherCostCurve, doubling_ladder
 
     from ..helpers import planted_grid
 
-    planted = ProbeResult(carv.variance_components(planted_grid(4000, 4, 6, 1.0, 4.0, seed=3)), 16.0, 1.0)
-    monkeypatch.setattr(carv.pipeline.probe, "auto_k_probe", lambda system, renders, draws, step: planted)
+    planted = ProbeResult(
+        carv.variance_components(planted_grid(4000, 4, 6, 1.0, 4.0, seed=3)),
+        16.0,
+        1.0,
+        TeacherCostCurve.linear(1.0, doubling_ladder(64)),
+    )
+    monkeypatch.setattr(carv.pipeline.probe, "auto_k_probe", lambda system, renders, draws, step, curve: planted)
     overrides = [
         *shrunken(toy_teacher, random_judge, tmp_path, steps=1),
         "system.guidance.auto_k_initial=2",
@@ -126,3 +134,36 @@ def test_auto_in_the_pipeline_sets_the_k_star_of_a_planted_probe(toy_teacher, ra
     ]
     result = text_to_3d("a red mug", "cpu-carv-auto", overrides)
     assert logged(result.run_dir, "train/auto_k") == [8.0] and result.metrics["noise_samples_per_render"] == 8
+
+
+def test_auto_changes_r_between_steps_and_logs_it(toy_teacher, random_judge, tmp_path, monkeypatch):
+    """Planted probes (carv.autotune's unit tests hold the choice itself), in units large beside the real clocks:
+    a = 1000 s and c(n) = 10^4 s up to the knee at 8 draws, 1000 s a draw beyond. At step 0, sigma_w^2 = 4 sigma_b^2
+    gives (R, K) = (4, 2), R K at the knee; at step 2 (a averaged with the steps' clocks to about 250 s) a within-render
+    variance of 10^4 gives R = 1, K = 8, the knee again (one more draw is over the budget). The steps render that
+    many views, and the probes are logged."""
+    import carv.pipeline.probe
+    from carv.autotune import ProbeResult
+
+    from ..carv.test_autotune import exact, knee_curve
+
+    components = {0: exact(1.0, 4.0), 2: exact(1.0, 10_000.0)}
+    seen = []
+
+    def planted(system, renders, draws, step, curve_draws):
+        seen.append((step, curve_draws))
+        return ProbeResult(components[step], 1e3, 1e4, knee_curve(8, 1e4, 1e3) if curve_draws else None)
+
+    monkeypatch.setattr(carv.pipeline.probe, "auto_k_probe", planted)
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path, steps=4), "system.guidance.auto_every_n_steps=2"]
+    result = text_to_3d("a red mug", "cpu-carv-auto", [*overrides, "system.guidance.auto_k_initial=2"])
+    assert seen == [(0, 64), (2, 0)]  # the curve is measured once, up to auto_max_draws_per_step
+    renders = logged(result.run_dir, "train/auto_renders")
+    ks = logged(result.run_dir, "train/auto_k")
+    assert renders == [4.0, 4.0, 1.0, 1.0] and ks == [2.0, 2.0, 8.0, 8.0]
+    assert logged(result.run_dir, "train/carv_renders") == [4.0, 1.0]
+    assert logged(result.run_dir, "train/carv_k") == [2.0, 8.0]
+    assert logged(result.run_dir, "train/carv_ecm_vs_baseline")[0] == pytest.approx(17.5 / 10.5)
+    assert logged(result.run_dir, "train/carv_linear_renders")[0] == 4.0  # the linear model keeps the baseline
+    assert (result.metrics["renders_per_step"], result.metrics["noise_samples_per_render"]) == (1, 8)
+    assert [row["renders"] for row in result.metrics["auto_probes"]] == [4, 1]

@@ -19,7 +19,8 @@ from .timing import synchronize
 
 
 def guidance_draws(distillation, text, latent: torch.Tensor) -> Callable[[int], None]:
-    """evaluate(n): n draws of the guidance's estimator on latent[:1] (the first render's text)."""
+    """evaluate(n): n draws of the guidance's estimator on latent[:1] (the first render's text); stratified draws
+    use one stratum per draw, so that any n can be measured whatever the run's timestep_strata."""
     latent = latent[:1].detach()
     eps_hat = distillation.guided_noise(text)
     generator = torch.Generator().manual_seed(0) if latent.device.type == "cpu" else None
@@ -31,6 +32,7 @@ def guidance_draws(distillation, text, latent: torch.Tensor) -> Callable[[int], 
             eps_hat,
             distillation.sampler,
             k=n,
+            strata=0,  # one stratum per draw: the same teacher work as the run's strata, at any n of the ladder
             alphas_cumprod=distillation.teacher.alphas_cumprod,
             weighting=distillation.config.weighting_strategy,
             generator=generator,

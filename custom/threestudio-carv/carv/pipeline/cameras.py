@@ -49,9 +49,12 @@ def with_rays(cameras: Cameras, height: int, width: int) -> CameraBatch:
     return CameraBatch(cameras, origins, directions)
 
 
-def train_batch(config: DataConfig, generator: torch.Generator | None = None) -> CameraBatch:
-    """data.batch_size random cameras at the training resolution, each parameter uniform in its range."""
-    n = config.batch_size
+def train_batch(
+    config: DataConfig, generator: torch.Generator | None = None, renders: int | None = None
+) -> CameraBatch:
+    """R random cameras at the training resolution (R = renders, else data.batch_size), each parameter uniform in
+    its range."""
+    n = config.batch_size if renders is None else renders
     cameras = make_cameras(
         uniform(n, config.elevation_range, generator),
         batch_azimuths(n, config.azimuth_range, config.batch_uniform_azimuth, generator),

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from ..accounting import CostMeter
 from ..autotune import ProbeResult
+from ..guidance_cost import guidance_cost_curve
 from ..probe import flat_gradient, per_draw_gradients, probe_directions
 from ..score_distillation import ScoreDistillation
 from ..stratified_variance import grid_components
@@ -98,9 +99,10 @@ class Probe:
         return flat_gradient(objective, self.parameters, None).detach()
 
 
-def auto_k_probe(system, renders: int, draws: int, step: int) -> ProbeResult:
+def auto_k_probe(system, renders: int, draws: int, step: int, curve_draws: int = 0) -> ProbeResult:
     """The probe of `noise_samples_per_render: auto` at step: the training guidance (adaptive state included) on
-    fresh renders, with its own generator, so no draw of it enters a step."""
+    fresh renders, with its own generator, so no draw of it enters a step; with curve_draws > 0 also c(n) up to
+    curve_draws, measured through the training guidance on one more (no-grad) render of the probe."""
     config = system.config.system.guidance
     setting = Setting(config.timestep_proposal, bool(config.timestep_stratified))
     probe = Probe(system, system.guidance, system.prompts, step)
@@ -108,4 +110,8 @@ def auto_k_probe(system, renders: int, draws: int, step: int) -> ProbeResult:
         probe.distillations[key] = system.guidance
     generator = torch.Generator().manual_seed(system.config.seed * 1_000_003 + step + 500_009)
     grid = probe.grid(setting, renders, draws, generator)
-    return ProbeResult(grid_components(grid.g, grid.t, setting.stratified), probe.meter.a, probe.meter.b)
+    curve = None
+    if curve_draws > 0:
+        latents, text = probe.render(1, generator, grad=False)
+        curve = guidance_cost_curve(system.guidance, text, latents[0], max_draws=curve_draws)
+    return ProbeResult(grid_components(grid.g, grid.t, setting.stratified), probe.meter.a, probe.meter.b, curve)

@@ -231,7 +231,9 @@ def prepare(prompt: str, config_name: str = DEFAULT_CONFIG, overrides: list[str]
     p = config.system.prompt_processor
     prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
     options = auto_k_options(config)
-    auto_k = None if options is None else AutoKController(options, config.system.guidance.timestep_strata)
+    auto_k = None
+    if options is not None:  # the step's cameras are drawn after the choice: it applies at once (lag 0)
+        auto_k = AutoKController(options, config.system.guidance.timestep_strata, config.data.batch_size, lag=0)
     truth = pipeline_ground_truth(config)
     system.attach(guidance, prompts, judge if judge_can_score(judge, p.prompt) is None else None, auto_k, truth)
     return PreparedRun(config, prompt, system, judge, device, teacher_seconds, started)
@@ -380,11 +382,12 @@ def text_to_3d(
     return train(run, make_run_dir(run.config, prompt) if run_dir is None else Path(run_dir), label)
 
 
-def k_used(system) -> int:
-    """The K of the run's last step: the config's, or the one `auto` chose (never the word "auto")."""
+def configuration_used(system) -> tuple[int, int]:
+    """(R, K) of the run's last step: the config's, or the pair `auto` chose (never the word "auto")."""
     if system.auto_k is None or not system.auto_k.history:
-        return system.guidance.config.noise_samples_per_render
-    return system.auto_k.history[-1]["k"]
+        return system.config.data.batch_size, system.guidance.config.noise_samples_per_render
+    last = system.auto_k.history[-1]
+    return last["renders"], last["k"]
 
 
 def run_metrics(system, config: DictConfig, fidelity: dict, files: dict) -> dict:
@@ -396,8 +399,8 @@ def run_metrics(system, config: DictConfig, fidelity: dict, files: dict) -> dict
         "config": config.name,
         "seed": config.seed,
         "steps": steps,
-        "renders_per_step": config.data.batch_size,
-        "noise_samples_per_render": k_used(system),
+        "renders_per_step": configuration_used(system)[0],
+        "noise_samples_per_render": configuration_used(system)[1],
         "timestep_proposal": g.timestep_proposal,
         "timestep_stratified": g.timestep_stratified,
         "device": str(device_of(config)),
@@ -407,5 +410,7 @@ def run_metrics(system, config: DictConfig, fidelity: dict, files: dict) -> dict
         "fidelity": fidelity,
         "fidelity_history": system.fidelity_history,
         "files": files,
-        **({"auto_k": system.auto_k.history} if system.auto_k is not None else {}),
+        **(
+            {"auto_k": system.auto_k.history, "auto_probes": system.auto_k.choices} if system.auto_k is not None else {}
+        ),
     }

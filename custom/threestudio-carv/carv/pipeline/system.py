@@ -49,14 +49,17 @@ class TextTo3DSystem(pl.LightningModule):
         self.guidance, self.prompts, self.judge = guidance, prompts, judge
         self.auto_k, self.ground_truth = auto_k, ground_truth
 
-    def noise_samples(self, step: int) -> int:
-        """K of this step: the config's, or the auto-K controller's after its probe (timed as training)."""
+    def configuration(self, step: int) -> tuple[int, int]:
+        """(R, K) of this step: the config's, or the auto controller's after its probe (timed as training), whose
+        choice applies from this step on (the step's cameras are drawn after it)."""
         if self.auto_k is None:
-            return self.guidance.config.noise_samples_per_render
-        from .probe import auto_k_probe
+            return self.config.data.batch_size, self.guidance.config.noise_samples_per_render
+        from . import probe
 
-        k, _ = self.auto_k.k_for_step(step, lambda renders, draws, at: auto_k_probe(self, renders, draws, at))
-        return k
+        configuration, record = self.auto_k.configuration_for_step(step, lambda *args: probe.auto_k_probe(self, *args))
+        if record is not None and self.logger is not None:
+            self.logger.log_metrics(probe_metrics(record), step)
+        return configuration
 
     def configure_optimizers(self):
         optimizer = self.config.system.optimizer
@@ -119,9 +122,9 @@ class TextTo3DSystem(pl.LightningModule):
         started = time.perf_counter()
         step, seed = self.global_step, self.config.seed
         self.update_guidance_schedule(step)
-        k = self.noise_samples(step)
+        renders, k = self.configuration(step)
         self.clock.new_step()
-        cameras = train_batch(self.config.data, step_generator(seed, step))
+        cameras = train_batch(self.config.data, step_generator(seed, step), renders)
         generator = step_generator(seed, step, self.device)
         with self.clock.phase("render"):
             out = self.render(cameras, randomized=self.config.system.renderer.randomized, generator=generator)
@@ -140,7 +143,8 @@ class TextTo3DSystem(pl.LightningModule):
         self.train_seconds += time.perf_counter() - started
         if self.auto_k is not None:
             self.auto_k.observe_step(self.clock.last, len(cameras.cameras), k)
-        self.log_step(loss, losses, {**guidance_out, **({"auto_k": k} if self.auto_k is not None else {})})
+        auto = {"auto_k": k, "auto_renders": len(cameras.cameras)} if self.auto_k is not None else {}
+        self.log_step(loss, losses, {**guidance_out, **auto})
 
     def log_step(self, loss: torch.Tensor, losses: dict, guidance_out: dict) -> None:
         scalars = {
@@ -214,6 +218,11 @@ class TextTo3DSystem(pl.LightningModule):
         self.train_seconds = state.get("train_seconds", 0.0)
         self.clock.total = dict(state.get("phase_seconds", {}))
         self.fidelity_history = list(state.get("fidelity_history", []))
+
+
+def probe_metrics(record: dict) -> dict:
+    """An auto probe's record as train/carv_<name> scalars (the step itself is the logger's)."""
+    return {f"train/carv_{name}": float(value) for name, value in record.items() if name != "step"}
 
 
 def batch_slice(batch: CameraBatch, i: int) -> CameraBatch:
