@@ -6,8 +6,6 @@ uninterrupted run would have drawn. The teacher and judge are attached, never ch
 
 from __future__ import annotations
 
-import time
-
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -15,7 +13,7 @@ from omegaconf import DictConfig
 
 from ..cameras import Cameras
 from ..render.volume import render_rays
-from ..timing import PhaseClock
+from ..timing import PhaseClock, training_time
 from ..toyworld import light_directions
 from .cameras import CameraBatch, orbit, train_batch
 from .config import scheduled
@@ -116,7 +114,7 @@ class TextTo3DSystem(pl.LightningModule):
         return {name: weight * value for name, (weight, value) in terms.items() if weight > 0}
 
     def training_step(self, batch, batch_idx):
-        started = time.perf_counter()
+        started = training_time()
         step, seed = self.global_step, self.config.seed
         self.update_guidance_schedule(step)
         k = self.noise_samples(step)
@@ -137,7 +135,7 @@ class TextTo3DSystem(pl.LightningModule):
         with self.clock.phase("optimizer"):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        self.train_seconds += time.perf_counter() - started
+        self.train_seconds += training_time() - started
         if self.auto_k is not None:
             self.auto_k.observe_step(self.clock.last, len(cameras.cameras), k)
         self.log_step(loss, losses, {**guidance_out, **({"auto_k": k} if self.auto_k is not None else {})})
