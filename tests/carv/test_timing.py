@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from carv import timing
-from carv.timing import CLOCK_VARIABLE, ClockError, PhaseClock, clock_name, training_time
+from carv.timing import CLOCK_VARIABLE, ClockError, PhaseClock, clock_name, out_of_budget, training_time
 
 
 @pytest.fixture
@@ -53,3 +53,9 @@ def test_unknown_clock_and_process_clock_on_cuda_are_one_line_errors(monkeypatch
     assert "\n" not in str(error.value)
     monkeypatch.setenv(CLOCK_VARIABLE, "wall")
     assert clock_name() == "wall"  # wall-clock counts GPU work (PhaseClock synchronizes)
+
+
+def test_a_budget_stops_a_run_before_a_step_as_long_as_the_last_would_pass_it():
+    assert not out_of_budget(4.0, 0.9, 5.0) and out_of_budget(4.0, 1.1, 5.0)
+    assert not out_of_budget(5.0, 0.0, 5.0) and out_of_budget(5.5, 0.0, 5.0)
+    assert not out_of_budget(1e9, 1e9, 0.0)  # no budget

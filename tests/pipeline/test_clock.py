@@ -39,3 +39,16 @@ def test_compare_refuses_the_process_clock_on_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     with pytest.raises(UserError, match="CUDA"):
         compare("a red mug", seconds=1.0)
+
+
+def test_a_budget_run_stops_and_is_checked_at_or_just_before_the_budget(
+    toy_teacher, random_judge, tmp_path, monkeypatch
+):
+    """A clock that ticks 1 s a reading makes every step equally long: the run ends within the budget, where
+    one more step would have passed it, and its last check is there."""
+    use_fake_process_clock(monkeypatch, itertools.count(0.0, 1.0).__next__)
+    overrides = [*shrunken(toy_teacher, random_judge, tmp_path, steps=100), "trainer.max_train_seconds=200.5"]
+    metrics = text_to_3d("a red mug", "cpu-carv", [*overrides, "evaluation.every_n_steps=1000"]).metrics
+    spent, steps = metrics["run_seconds"]["train"], metrics["steps"]
+    assert 1 < steps < 100 and spent <= 200.5 < spent + spent / steps
+    assert metrics["fidelity_history"][-1]["train_seconds"] == spent

@@ -43,6 +43,13 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def out_of_budget(spent: float, last_step: float, budget: float) -> bool:
+    """Stop before the next step: another as long as the last would end past `budget` training seconds (0: none).
+
+    So a run stopped by its budget ends, and is checked, at or just before it, never past it."""
+    return budget > 0 and spent + last_step > budget
+
+
 class PhaseClock:
     """Seconds per phase on the training clock: `last` of the current step and `total` over the run."""
 
