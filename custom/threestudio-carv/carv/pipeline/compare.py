@@ -57,7 +57,7 @@ def run_summary(metrics: dict, threshold: float) -> dict:
 
 
 def plot_fidelity(runs: dict[str, dict], threshold: float, path: Path, title: str) -> None:
-    """Prompt fidelity against training wall-clock for each run, with the threshold."""
+    """Prompt fidelity against training seconds (carv.timing's clock) for each run, with the threshold."""
     figure, axis = plt.subplots(figsize=(6, 4))
     for label, metrics in runs.items():
         history = metrics["fidelity_history"]
@@ -69,7 +69,7 @@ def plot_fidelity(runs: dict[str, dict], threshold: float, path: Path, title: st
             label=f"{label} ({describe(metrics)})",
         )
     axis.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold}")
-    axis.set(xlabel="training wall-clock (s)", ylabel="prompt fidelity (judge)", ylim=(0, 1), title=title)
+    axis.set(xlabel="training seconds", ylabel="prompt fidelity (judge)", ylim=(0, 1), title=title)
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
