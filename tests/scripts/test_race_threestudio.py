@@ -14,7 +14,7 @@ from carv.paths import config_dir
 from carv.pipeline.ground_truth import ValStageScorer, threestudio_val_batch
 from carv.toyworld.ground_truth import PSNR_CAP, true_views
 
-from .conftest import load_script
+from .conftest import SCRIPTS, load_script
 
 PROMPT = "a red mug"
 
@@ -149,3 +149,23 @@ def test_curves_are_cut_where_a_side_stopped_short_of_the_budget(race_threestudi
     assert race_threestudio.common_budget(short, 10.0) == 3.0
     assert race_threestudio.stopped_by_budget(by_budget["carv"], 10.0)
     assert not race_threestudio.stopped_by_budget(short["carv"], 10.0)
+
+
+def test_jobs_run_comparisons_in_worker_processes_and_a_failed_one_is_recorded(tmp_path):
+    """--jobs 2 with a launch.py that fails: each comparison reports its exit status and log; the batch exits 1."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "threestudio"
+    root.mkdir()
+    (root / "launch.py").write_text("import sys\nprint('launch.py ran')\nsys.exit(3)\n")
+    script = SCRIPTS / "race_threestudio.py"
+    command = [sys.executable, str(script), "--threestudio-root", str(root), "--seeds", "0", "1", "--jobs", "2"]
+    process = subprocess.run(
+        [*command, "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert process.returncode == 1, process.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "race-threestudio.json").read_text())
+    assert sorted((f["seed"], f["returncode"]) for f in summary["failed"]) == [(0, 3), (1, 3)]
+    for seed in (0, 1):
+        assert "launch.py ran" in (tmp_path / "out" / f"a_red_mug-seed{seed}" / "baseline.log").read_text()
