@@ -2,8 +2,10 @@
 
 The training step is threestudio's own (its losses, its logging of every scalar the guidance
 returns, so the CARV diagnostics appear as train/<name> every step); these subclasses add the
-per-phase wall-clock of each step: render, guidance and backward, logged as train/time_<phase>;
-and, with system.guidance.noise_samples_per_render: auto, K chosen online (auto_k.py).
+per-phase seconds of each step on carv.timing's training clock (wall-clock, or CPU seconds with
+$CARV_CLOCK=process): render, guidance and backward, logged as train/time_<phase>; with
+system.max_train_seconds, a stop at or just before their sum reaches it (carv.timing.out_of_budget;
+trainer.max_time counts wall-clock, validation included); and, with system.guidance.noise_samples_per_render: auto, K chosen online (auto_k.py).
 """
 
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from threestudio.systems.dreamfusion import DreamFusion
 from threestudio.systems.magic3d import Magic3D
 from threestudio.utils.base import Updateable
 
-from carv.timing import PhaseClock, TimedTeacher
+from carv.timing import PhaseClock, TimedTeacher, out_of_budget
 
 from .auto_k import AutoKMixin
 from .registration import register_once
@@ -37,7 +39,8 @@ class PhaseTimedGuidance(Updateable):
 
 
 class PhaseTimingMixin:
-    """Times render (forward in training), guidance and backward of every training step."""
+    """Times render (forward in training), guidance and backward of every training step; stops the fit before they
+    would add up to more than cfg.max_train_seconds (if > 0)."""
 
     def on_fit_start(self) -> None:
         super().on_fit_start()
@@ -66,6 +69,14 @@ class PhaseTimingMixin:
             if phase in self.phase_clock.last:
                 self.log(f"train/time_{phase}", self.phase_clock.last[phase])
 
+    def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
+        super().on_train_batch_end(outputs, batch, batch_idx)
+        spent, last = (
+            sum(seconds.get(p, 0.0) for p in PHASES) for seconds in (self.phase_clock.total, self.phase_clock.last)
+        )
+        if out_of_budget(spent, last, self.cfg.max_train_seconds):
+            self.trainer.should_stop = True  # Lightning then runs the validation stage once more: the last check
+
 
 @register_once("carv-dreamfusion-system")
 class CarvDreamFusion(AutoKMixin, PhaseTimingMixin, DreamFusion):
@@ -73,7 +84,7 @@ class CarvDreamFusion(AutoKMixin, PhaseTimingMixin, DreamFusion):
 
     @dataclass
     class Config(DreamFusion.Config):
-        pass
+        max_train_seconds: float = 0.0  # training budget: render + guidance + backward seconds (0: no limit)
 
     cfg: Config
 
@@ -84,6 +95,6 @@ class CarvMagic3D(AutoKMixin, PhaseTimingMixin, Magic3D):
 
     @dataclass
     class Config(Magic3D.Config):
-        pass
+        max_train_seconds: float = 0.0  # training budget: render + guidance + backward seconds (0: no limit)
 
     cfg: Config

@@ -8,6 +8,7 @@ import pytest
 from carv.pipeline.compare import compare
 from carv.pipeline.race import (
     bootstrap_interval,
+    cut_at,
     geometric_mean,
     quality_curve,
     race,
@@ -117,3 +118,14 @@ def test_a_shrunken_compare_races_on_the_ground_truth(toy_teacher, random_judge,
     assert {k: recomputed[k] for k in ("target", "speedup", "winner")} == {
         k: truth[k] for k in ("target", "speedup", "winner")
     }
+
+
+def test_curves_are_cut_at_the_budget_before_the_race():
+    """A side whose clock ran slow got more checks in; beyond the budget they do not count."""
+    result = race({"baseline": BASELINE, "carv": CARV}, fraction=0.5, budget=24.0)
+    assert result["carv"]["curve"] == [list(p) for p in CARV[:4]] and result["carv"]["final"] == 0.85
+    assert result["baseline"]["curve"] == [list(p) for p in BASELINE[:3]] and result["budget_seconds"] == 24.0
+    assert math.isclose(result["target"], 0.5 + 0.5 * (0.85 - 0.5))
+    assert cut_at(CARV, None) == CARV and cut_at(CARV, 8.0) == CARV[:2]
+    with pytest.raises(ValueError, match="within the budget"):
+        race({"baseline": [(5.0, 0.5)], "carv": CARV}, budget=1.0)

@@ -1,12 +1,41 @@
-"""Wall-clock per phase of a training step (CUDA work is waited for at each boundary): the one phase clock of
-the CPU pipeline and the threestudio systems, and the teacher wrapper that times its encode and UNet calls."""
+"""Seconds per phase of a training step (CUDA work is waited for at each boundary): the one training clock and the
+one phase clock of the CPU pipeline and the threestudio systems, and the teacher wrapper that times its encode and
+UNet calls.
+
+The training clock is wall-clock (time.perf_counter) unless $CARV_CLOCK=process, where it is this process's CPU
+seconds (time.process_time: user + system, all threads), which a load spike from other processes does not inflate.
+CPU seconds do not count GPU work, so the process clock is refused where CUDA is available.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import contextmanager
 
 import torch
+
+CLOCK_VARIABLE = "CARV_CLOCK"
+CLOCKS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+class ClockError(ValueError):
+    """$CARV_CLOCK names no clock, or the process clock where CUDA does work it cannot see."""
+
+
+def clock_name() -> str:
+    """The training clock $CARV_CLOCK chooses ("wall" when unset); ClockError, one line, if it cannot be used."""
+    name = os.environ.get(CLOCK_VARIABLE) or "wall"
+    if name not in CLOCKS:
+        raise ClockError(f"${CLOCK_VARIABLE}={name!r} names no clock; choose {' or '.join(CLOCKS)}")
+    if name == "process" and torch.cuda.is_available():
+        raise ClockError(f"${CLOCK_VARIABLE}=process counts CPU seconds only, not CUDA's work: unset it on a GPU")
+    return name
+
+
+def training_time() -> float:
+    """Now on the training clock, in seconds (only differences mean anything)."""
+    return CLOCKS[clock_name()]()
 
 
 def synchronize() -> None:
@@ -14,8 +43,15 @@ def synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def out_of_budget(spent: float, last_step: float, budget: float) -> bool:
+    """Stop before the next step: another as long as the last would end past `budget` training seconds (0: none).
+
+    So a run stopped by its budget ends, and is checked, at or just before it, never past it."""
+    return budget > 0 and spent + last_step > budget
+
+
 class PhaseClock:
-    """Seconds per phase: `last` of the current step and `total` over the run."""
+    """Seconds per phase on the training clock: `last` of the current step and `total` over the run."""
 
     def __init__(self, total: dict[str, float] | None = None):
         self.last: dict[str, float] = {}
@@ -32,12 +68,12 @@ class PhaseClock:
     def start(self, phase: str) -> None:
         """Open a phase that stop() closes (for hooks that cannot hold a context, e.g. around a backward)."""
         synchronize()
-        self._started[phase] = time.perf_counter()
+        self._started[phase] = training_time()
 
     def stop(self, phase: str) -> float:
         """Close a phase opened by start(); its seconds are added to last and total and returned."""
         synchronize()
-        seconds = time.perf_counter() - self._started.pop(phase)
+        seconds = training_time() - self._started.pop(phase)
         self.add(phase, seconds)
         return seconds
 

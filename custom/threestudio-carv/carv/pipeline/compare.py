@@ -1,4 +1,7 @@
-"""`carv compare`: the threestudio baseline and CARV, same seed, same training wall-clock, judged as they train.
+"""`carv compare`: the threestudio baseline and CARV, same seed, same training seconds, judged as they train.
+
+Training seconds are carv.timing's training clock (wall-clock, or CPU seconds with $CARV_CLOCK=process); the
+ground-truth race cuts both curves at the budget.
 
 Writes <exp_root_dir>/compare/<prompt>@<timestamp>/ with baseline/ and carv/ run folders, a labelled
 side-by-side turntable (compare.mp4, .gif), fidelity_vs_time.png, ground_truth_vs_time.png (the race on
@@ -15,6 +18,7 @@ import matplotlib
 import numpy as np
 from PIL import Image
 
+from ..timing import ClockError, clock_name
 from ..toyworld import RACE_FIGURE
 from .errors import UserError
 from .race import LABELS, plot_race, quality_curve, race
@@ -53,7 +57,7 @@ def run_summary(metrics: dict, threshold: float) -> dict:
 
 
 def plot_fidelity(runs: dict[str, dict], threshold: float, path: Path, title: str) -> None:
-    """Prompt fidelity against training wall-clock for each run, with the threshold."""
+    """Prompt fidelity against training seconds (carv.timing's clock) for each run, with the threshold."""
     figure, axis = plt.subplots(figsize=(6, 4))
     for label, metrics in runs.items():
         history = metrics["fidelity_history"]
@@ -65,7 +69,7 @@ def plot_fidelity(runs: dict[str, dict], threshold: float, path: Path, title: st
             label=f"{label} ({describe(metrics)})",
         )
     axis.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold}")
-    axis.set(xlabel="training wall-clock (s)", ylabel="prompt fidelity (judge)", ylim=(0, 1), title=title)
+    axis.set(xlabel="training seconds", ylabel="prompt fidelity (judge)", ylim=(0, 1), title=title)
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -95,6 +99,10 @@ def compare(
         raise UserError(
             f"need --seconds > 0, --eval-every >= 1 and 0 < --threshold <= 1; got {seconds}, {eval_every}, {threshold}"
         )
+    try:
+        clock_name()
+    except ClockError as error:
+        raise UserError(str(error)) from None
     shared = [
         f"trainer.max_train_seconds={seconds}",
         "trainer.max_steps=1000000",
@@ -129,12 +137,13 @@ def write_comparison(
         "prompt": prompt,
         "seed": seed,
         "train_seconds_budget": seconds,
+        "clock": clock_name(),
         "threshold": threshold,
         **summaries,
         "speedup_to_threshold": times[0] / times[1] if None not in times and times[1] > 0 else None,
         "ground_truth": {
             "figure": RACE_FIGURE,
-            **race({k: quality_curve(runs[k]["fidelity_history"], RACE_FIGURE) for k in LABELS}),
+            **race({k: quality_curve(runs[k]["fidelity_history"], RACE_FIGURE) for k in LABELS}, budget=seconds),
         },
     }
     plot_fidelity(runs, threshold, folder / "fidelity_vs_time.png", f"{prompt!r}, seed {seed}")

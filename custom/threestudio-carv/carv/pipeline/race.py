@@ -6,7 +6,9 @@ is TARGET_FRACTION of the way from q0 to the better side's final value: target =
 (With q0 = 0 that is f times the better final value; measured from q0 it ignores the part of the score
 the initial blob already has, which a silhouette IoU gives it.) A side reaches the target at its first
 check at or above it; one that never does is censored (it loses to one that did, and has no speedup).
-If neither side ends above the start, there is no target and neither wins.
+If neither side ends above the start, there is no target and neither wins. With a budget, both curves are
+first cut at it (checks made within that many training seconds), so a side that got more steps in, from a
+clock that ran slow or a run that stopped late, gains nothing from them.
 """
 
 from __future__ import annotations
@@ -34,12 +36,21 @@ def seconds_to_reach(curve: list[tuple[float, float]], target: float) -> float |
     return next((seconds for seconds, value in curve if value >= target), None)
 
 
-def race(curves: dict[str, list[tuple[float, float]]], fraction: float = TARGET_FRACTION) -> dict:
-    """Target, each side's curve, final value and seconds to target, and speedup = baseline s / CARV s."""
+def cut_at(curve: list[tuple[float, float]], budget: float | None) -> list[tuple[float, float]]:
+    """The checks of a curve made within `budget` training seconds (all of them when budget is None)."""
+    return [point for point in curve if budget is None or point[0] <= budget]
+
+
+def race(
+    curves: dict[str, list[tuple[float, float]]], fraction: float = TARGET_FRACTION, budget: float | None = None
+) -> dict:
+    """Target, each side's curve (cut at `budget` seconds), final value and seconds to target, and
+    speedup = baseline s / CARV s."""
     if not 0 < fraction <= 1:
         raise ValueError(f"the target fraction must be in (0, 1], got {fraction}")
+    curves = {label: cut_at(curves[label], budget) for label in LABELS}
     if any(not curves[label] for label in LABELS):
-        raise ValueError("each side needs at least one ground-truth check")
+        raise ValueError("each side needs at least one ground-truth check within the budget")
     start = float(np.mean([curves[label][0][1] for label in LABELS]))
     best_final = max(curves[label][-1][1] for label in LABELS)
     target = start + fraction * (best_final - start) if best_final > start else None  # None: neither improved
@@ -54,6 +65,7 @@ def race(curves: dict[str, list[tuple[float, float]]], fraction: float = TARGET_
     b, c = (sides[label]["seconds_to_target"] for label in LABELS)
     return {
         "fraction": fraction,
+        "budget_seconds": budget,
         "start": start,
         "target": target,
         **sides,
@@ -102,7 +114,7 @@ def summarise_races(races: list[dict], resamples: int = BOOTSTRAP_RESAMPLES, see
 
 
 def plot_race(result: dict, figure: str, settings: dict[str, str], path: Path, title: str) -> None:
-    """Ground-truth quality against training wall-clock for each side, the target and where each reached it."""
+    """Ground-truth quality against training seconds for each side, the target and where each reached it."""
     fig, axis = plt.subplots(figsize=(6, 4))
     for label in LABELS:
         side = result[label]
@@ -115,7 +127,7 @@ def plot_race(result: dict, figure: str, settings: dict[str, str], path: Path, t
         target = result["target"]
         axis.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target:.3f}")
     verdict = f"speedup {speedup:.2f}x" if speedup is not None else f"first: {result['winner']}"
-    axis.set(xlabel="training wall-clock (s)", ylabel=f"ground truth: {figure}", title=f"{title}, {verdict}")
+    axis.set(xlabel="training seconds", ylabel=f"ground truth: {figure}", title=f"{title}, {verdict}")
     axis.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

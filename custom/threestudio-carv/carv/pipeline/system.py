@@ -6,8 +6,6 @@ uninterrupted run would have drawn. The teacher and judge are attached, never ch
 
 from __future__ import annotations
 
-import time
-
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
@@ -15,7 +13,7 @@ from omegaconf import DictConfig
 
 from ..cameras import Cameras
 from ..render.volume import render_rays
-from ..timing import PhaseClock
+from ..timing import PhaseClock, out_of_budget, training_time
 from ..toyworld import light_directions
 from .cameras import CameraBatch, orbit, train_batch
 from .config import scheduled
@@ -39,7 +37,7 @@ class TextTo3DSystem(pl.LightningModule):
         self.automatic_optimization = False
         self.guidance = self.prompts = self.judge = self.auto_k = self.ground_truth = None
         self.clock = PhaseClock()
-        self.train_seconds = 0.0
+        self.train_seconds = self.last_step_seconds = 0.0
         self.fidelity_history: list[dict] = []
 
     def attach(self, guidance=None, prompts=None, judge=None, auto_k=None, ground_truth=None) -> None:
@@ -119,7 +117,7 @@ class TextTo3DSystem(pl.LightningModule):
         return {name: weight * value for name, (weight, value) in terms.items() if weight > 0}
 
     def training_step(self, batch, batch_idx):
-        started = time.perf_counter()
+        started = training_time()
         step, seed = self.global_step, self.config.seed
         self.update_guidance_schedule(step)
         renders, k = self.configuration(step)
@@ -140,7 +138,8 @@ class TextTo3DSystem(pl.LightningModule):
         with self.clock.phase("optimizer"):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-        self.train_seconds += time.perf_counter() - started
+        self.last_step_seconds = training_time() - started
+        self.train_seconds += self.last_step_seconds
         if self.auto_k is not None:
             self.auto_k.observe_step(self.clock.last, len(cameras.cameras), k)
         auto = {"auto_k": k, "auto_renders": len(cameras.cameras)} if self.auto_k is not None else {}
@@ -198,8 +197,7 @@ class TextTo3DSystem(pl.LightningModule):
 
     def on_train_batch_end(self, outputs, batch, batch_idx) -> None:
         every = self.config.evaluation.every_n_steps
-        budget = self.config.trainer.max_train_seconds
-        out_of_time = budget > 0 and self.train_seconds >= budget
+        out_of_time = out_of_budget(self.train_seconds, self.last_step_seconds, self.config.trainer.max_train_seconds)
         last = out_of_time or self.global_step == self.config.trainer.max_steps  # the final scene is checked too
         if every > 0 and (self.global_step % every == 0 or last):
             self.record_fidelity()
