@@ -49,6 +49,7 @@ def test_overrides_reach_the_config():
         (["data.elevation_range=[50,10]"], "data.elevation_range"),
         (["trainer.max_steps"], "key=value"),
         (["system.geometry.density_activation=relu"], "density_activation"),
+        (["data.carv_azimuth_sampling=sobol"], "data.carv_azimuth_sampling must be one of threestudio"),
     ],
 )
 def test_bad_keys_and_values_are_one_line_user_errors(overrides, message):

@@ -17,7 +17,7 @@ from ..cameras import Cameras
 from ..render.volume import render_rays
 from ..timing import PhaseClock
 from ..toyworld import light_directions
-from .cameras import CameraBatch, orbit, train_batch
+from .cameras import CameraBatch, azimuth_start, orbit, train_batch
 from .config import scheduled
 from .field import VoxelGridField
 
@@ -121,7 +121,7 @@ class TextTo3DSystem(pl.LightningModule):
         self.update_guidance_schedule(step)
         k = self.noise_samples(step)
         self.clock.new_step()
-        cameras = train_batch(self.config.data, step_generator(seed, step))
+        cameras = train_batch(self.config.data, step_generator(seed, step), step=step, start=azimuth_start(seed))
         generator = step_generator(seed, step, self.device)
         with self.clock.phase("render"):
             out = self.render(cameras, randomized=self.config.system.renderer.randomized, generator=generator)
