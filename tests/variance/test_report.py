@@ -9,7 +9,7 @@ from carv.variance.text import headline, markdown_table
 from ..helpers import assert_one_line_error, run_folder_of, shrunken
 
 PER_CHECKPOINT = ("components.csv", "ecm_table.csv", "draws.csv", "ecm_frontier.png", "gradient_norm_vs_t.png")
-SMALL_PROBE = ["--renders", "3", "--draws", "2", "--repeats", "3"]
+SMALL_PROBE = ["--renders", "3", "--draws", "2", "--repeats", "3", "--camera-repeats", "3"]
 
 
 def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, tmp_path, capsys):
@@ -19,7 +19,7 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
     out = tmp_path / "report"
     assert main(["variance", str(run_dir), "--checkpoints", "all", "--out", str(out), *SMALL_PROBE]) == 0
     printed = capsys.readouterr().out
-    assert "recommended:" in printed and "measured ECM" in printed
+    assert "recommended:" in printed and "measured ECM" in printed and "cameras at the baseline" in printed
     report = json.loads((out / "report.json").read_text())
     assert [c["step"] for c in report["checkpoints"]] == [1, 2, 2]  # step 1, step 2 and last.ckpt
     for checkpoint in report["checkpoints"]:
@@ -31,6 +31,10 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
         assert [v["setting"] for v in checkpoint["validation"]][1] == "uniform"
         assert checkpoint["costs"]["a"] > 0 and checkpoint["costs"]["b"] > 0
         assert len(checkpoint["norms_by_t"]["t"]) == 20
+        cameras = checkpoint["camera_stratification"]
+        assert set(cameras["rules"]) == {"iid", "stratified", "training"} and cameras["R"] == 4
+        assert cameras["rules"]["training"]["measured"] == checkpoint["validation"][1]["measured"]
+        assert cameras["rules"]["iid"]["ecm_vs_iid"]["ecm"] == 1.0
     rows = headline(report)
     assert markdown_table(rows).count("\n") == len(rows) + 1 and rows[0]["prompt"] == "a red mug"
     assert main(["variance", str(run_dir), "--checkpoints", "ends", "--out", str(tmp_path / "ends"), *SMALL_PROBE]) == 0
