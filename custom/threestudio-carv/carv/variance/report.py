@@ -95,12 +95,15 @@ def probe_at(config, state, step: int, guidance, prompts, device) -> Probe:
 
 
 def measure_grids(probe: Probe, options: ReportOptions, generator, progress) -> tuple[dict, dict]:
-    """Fitted components of every setting and the pooled per-draw (t, latent, parameter) squared norms."""
+    """Fitted components of every setting and the pooled per-draw (t, latent, parameter) squared norms.
+
+    The grids' renders have independent azimuths, as the model assumes: R renders one per azimuth stratum (the
+    training default, threestudio's batch_uniform_azimuth) would overstate sigma_b^2 by up to R / (R - 1)."""
     fitted, pooled = {}, {"t": [], "latent": [], "parameter": []}
     for setting in SETTINGS:
         progress.set_description(f"grid {setting.name}")
         probe.warm_up(setting, options.renders, options.draws, options.warmup_batches, generator)
-        grid = probe.grid(setting, options.renders, options.draws, generator, progress)
+        grid = probe.grid(setting, options.renders, options.draws, generator, progress, camera_rule="iid")
         fitted[setting] = fit(grid, setting.stratified)
         for key, values in (("t", grid.t), ("latent", grid.latent_sq_norm), ("parameter", grid.parameter_sq_norm)):
             pooled[key].append(values.flatten())
