@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from carv.cli import main
 from carv.variance.text import headline, markdown_table
 
@@ -35,6 +37,8 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
         assert set(cameras["rules"]) == {"iid", "stratified", "training"} and cameras["R"] == 4
         assert cameras["rules"]["training"]["measured"] == checkpoint["validation"][1]["measured"]
         assert cameras["rules"]["iid"]["ecm_vs_iid"]["ecm"] == 1.0
+        ratio = cameras["rules"]["training"]["measured"] / cameras["rules"]["stratified"]["measured"]
+        assert cameras["ecm_stratified_vs_training"]["ecm"] == pytest.approx(ratio)
     rows = headline(report)
     assert markdown_table(rows).count("\n") == len(rows) + 1 and rows[0]["prompt"] == "a red mug"
     assert main(["variance", str(run_dir), "--checkpoints", "ends", "--out", str(tmp_path / "ends"), *SMALL_PROBE]) == 0

@@ -178,7 +178,15 @@ def camera_check(probe: Probe, model: VarianceModel, baseline_check: dict, optio
     training = data.get("carv_azimuth_sampling", "threestudio")
     if training == "threestudio":
         training += f" (batch_uniform_azimuth={bool(data.batch_uniform_azimuth)})"
-    return {"setting": BASELINE.name, "R": renders, "K": 1, "training_rule": training, "rules": rules}
+    gain = measured_ecm(checks["stratified"], checks["training"], model.costs)  # over the run's own cameras
+    return {
+        "setting": BASELINE.name,
+        "R": renders,
+        "K": 1,
+        "training_rule": training,
+        "rules": rules,
+        "ecm_stratified_vs_training": gain,
+    }
 
 
 def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: Path, progress) -> dict:

@@ -45,6 +45,8 @@ def camera_lines(c: dict) -> list[str]:
             f"  {name:<46}{r['measured']:.4g} +- {r['measured_se']:.2g}, between {r['between']:.4g} +- "
             f"{r['between_se']:.2g}, ECM {r['ecm_vs_iid']['ecm']:.2f} +- {r['ecm_vs_iid']['se']:.2f}"
         )
+    gain = cameras["ecm_stratified_vs_training"]
+    lines.append(f"  stratified against the training rule: ECM {gain['ecm']:.2f} +- {gain['se']:.2f}")
     return lines
 
 
