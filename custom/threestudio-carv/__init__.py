@@ -1,4 +1,4 @@
-"""threestudio-carv: the threestudio extension of CARV (guidance, system, CPU volume renderer).
+"""threestudio-carv: the threestudio extension of CARV (guidance, system, CPU volume renderer, camera data module).
 
 threestudio's launch.py imports this folder from custom/ and only prints an import error,
 and goes on: a config naming shipped data then stops in its ${carv_load:...} resolver (registered
@@ -47,6 +47,6 @@ _check_threestudio()
 _check_carv()
 
 try:
-    from . import guidance, renderer, system  # noqa: F401  (registers the classes)
+    from . import datamodule, guidance, renderer, system  # noqa: F401  (registers the classes)
 except ImportError as missing:
     _fail(f"a dependency is missing ({missing}); install threestudio's requirements, then {CARV_HELP}", missing)

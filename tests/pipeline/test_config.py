@@ -49,6 +49,7 @@ def test_overrides_reach_the_config():
         (["data.elevation_range=[50,10]"], "data.elevation_range"),
         (["trainer.max_steps"], "key=value"),
         (["system.geometry.density_activation=relu"], "density_activation"),
+        (["data.carv_azimuth_sampling=sobol"], "data.carv_azimuth_sampling must be one of threestudio"),
     ],
 )
 def test_bad_keys_and_values_are_one_line_user_errors(overrides, message):
@@ -72,3 +73,13 @@ def test_timestep_range_schedules_follow_threestudio():
     assert scheduled([0.9, 0.1, 10], 5) == 0.5
     config = load_config(overrides=["system.guidance.max_step_percent=[0,0.98,0.5,100]"], prompt="a red mug")
     assert list(config.system.guidance.max_step_percent) == [0, 0.98, 0.5, 100]
+
+
+@pytest.mark.parametrize(("name", "base"), [("cpu-carv-golden", "cpu-carv"), ("cpu-baseline-golden", "cpu-baseline")])
+def test_golden_camera_configs_are_their_base_with_golden_azimuths(name, base):
+    golden = OmegaConf.to_container(load_config(name, prompt="a red mug"))
+    plain = OmegaConf.to_container(load_config(base, prompt="a red mug"))
+    assert golden["data"].pop("carv_azimuth_sampling") == "golden"
+    assert plain["data"].pop("carv_azimuth_sampling") == "threestudio"
+    assert golden.pop("name") == name and plain.pop("name") == base
+    assert golden == plain

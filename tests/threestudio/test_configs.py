@@ -22,11 +22,11 @@ def load(threestudio, config: Path, overrides: list[str]):
 
 
 def parse_parts(threestudio, cfg) -> None:
-    """Parse the system config and each sub-config with the Config of the class it names."""
-    from threestudio.data.uncond import RandomCameraDataModuleConfig
+    """Parse the data module (by building it), the system config and each sub-config with the Config of the class
+    it names."""
     from threestudio.utils.config import parse_structured
 
-    parse_structured(RandomCameraDataModuleConfig, cfg.data)
+    threestudio.find(cfg.data_type)(cfg.data)
     system_cfg = parse_structured(threestudio.find(cfg.system_type).Config, cfg.system)
     for part in PARTS:
         parse_structured(threestudio.find(system_cfg[f"{part}_type"]).Config, system_cfg[part])
@@ -34,7 +34,15 @@ def parse_parts(threestudio, cfg) -> None:
 
 def test_the_configs_are_found():
     assert {p.name for p in CONFIGS} >= {"carv-dreamfusion-sd.yaml", "carv-toy-teacher.yaml"}
-    assert set(VARIANTS) == {"carv", "baseline", "threestudio"}
+    assert set(VARIANTS) == {"carv", "baseline", "threestudio", "carv-golden-cameras", "baseline-golden-cameras"}
+
+
+def test_camera_variants_are_their_base_with_golden_cameras(threestudio, in_tmp_dir):
+    config = PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml"
+    for base in ("carv", "baseline"):
+        cfg = load(threestudio, config, VARIANTS[f"{base}-golden-cameras"])
+        assert sampling(cfg) == sampling(load(threestudio, config, VARIANTS[base]))
+        assert (cfg.data_type, cfg.data.carv_azimuth_sampling) == ("carv-random-camera-datamodule", "golden")
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))

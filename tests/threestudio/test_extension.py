@@ -12,6 +12,7 @@ REGISTERED = (
     "carv-dreamfusion-system",
     "carv-magic3d-system",
     "carv-batched-volume-renderer",
+    "carv-random-camera-datamodule",
 )
 
 

@@ -12,7 +12,20 @@ from carv.variance.text import headline, markdown_table
 from ..helpers import assert_one_line_error, run_folder_of, shrunken
 
 PER_CHECKPOINT = ("components.csv", "ecm_table.csv", "draws.csv", "ecm_frontier.png", "gradient_norm_vs_t.png")
-SMALL_PROBE = ["--renders", "3", "--draws", "2", "--repeats", "3", "--curve-draws", "6", "--curve-repeats", "1"]
+SMALL_PROBE = [
+    "--renders",
+    "3",
+    "--draws",
+    "2",
+    "--repeats",
+    "3",
+    "--curve-draws",
+    "6",
+    "--curve-repeats",
+    "1",
+    "--camera-repeats",
+    "3",
+]
 
 
 def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, tmp_path, capsys):
@@ -22,7 +35,7 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
     out = tmp_path / "report"
     assert main(["variance", str(run_dir), "--checkpoints", "all", "--out", str(out), *SMALL_PROBE]) == 0
     printed = capsys.readouterr().out
-    assert "recommended:" in printed and "measured ECM" in printed
+    assert "recommended:" in printed and "measured ECM" in printed and "cameras at the baseline" in printed
     assert "cost model of the recommendation: measured" in printed and "teacher curve c(n)" in printed
     report = json.loads((out / "report.json").read_text())
     assert (out / "cost_vs_draws.png").stat().st_size > 0 and report["cost_plot"] == str(out / "cost_vs_draws.png")
@@ -43,6 +56,12 @@ def test_report_of_every_checkpoint_writes_its_files(toy_teacher, random_judge, 
         budget = checkpoint["costs"]["a"] * 4 + seconds[2]  # C(4, 1) = 4 a + c(4)
         assert checkpoint["budget_seconds"] == pytest.approx(budget, rel=1e-12)
         assert len(checkpoint["norms_by_t"]["t"]) == 20
+        cameras = checkpoint["camera_stratification"]
+        assert set(cameras["rules"]) == {"iid", "stratified", "training"} and cameras["R"] == 4
+        assert cameras["rules"]["training"]["measured"] == checkpoint["validation"][1]["measured"]
+        assert cameras["rules"]["iid"]["ecm_vs_iid"]["ecm"] == 1.0
+        ratio = cameras["rules"]["training"]["measured"] / cameras["rules"]["stratified"]["measured"]
+        assert cameras["ecm_stratified_vs_training"]["ecm"] == pytest.approx(ratio)
     rows = headline(report)
     assert markdown_table(rows).count("\n") == len(rows) + 1 and rows[0]["prompt"] == "a red mug"
     assert main(["variance", str(run_dir), "--checkpoints", "ends", "--out", str(tmp_path / "ends"), *SMALL_PROBE]) == 0

@@ -94,3 +94,12 @@ def test_pooled_between_render_variance_averages_independent_estimates():
     assert pooled_between_render_variance(estimates) == pytest.approx((2.0, 0.25))
     with pytest.raises(ValueError, match="at least one"):
         pooled_between_render_variance([])
+
+
+def test_between_render_part_is_the_measured_variance_less_the_within_part():
+    from carv.stratified_variance import between_render_part
+
+    value, se = between_render_part(0.3, 0.03, 0.8, 0.16, renders=4, k=2)
+    assert value == pytest.approx(0.3 - 0.8 / 8) and se == pytest.approx(math.hypot(0.03, 0.02))
+    with pytest.raises(ValueError, match="R >= 1"):
+        between_render_part(0.3, 0.03, 0.8, 0.16, renders=0, k=1)

@@ -9,6 +9,7 @@ azimuth-0 camera sees their front. Ranges default to ``dreamfusion-sd.yaml``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -105,6 +106,38 @@ def sample_cameras(
     distance = _uniform(n, distance_range, generator)
     fovy = _uniform(n, fovy_range, generator)
     return make_cameras(elevation, azimuth, distance, fovy)
+
+
+AZIMUTH_SAMPLING = ("threestudio", "stratified", "golden")
+"""Azimuth rules of the training cameras: threestudio's own draw (its batch_uniform_azimuth), R equal strata
+with one uniform offset per step, or the same strata rotated from step to step by the golden ratio."""
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # the golden ratio's fractional part, 0.618...
+
+
+def lattice_offset(sampling: str, renders: int, step: int, start: float, fresh: float) -> float:
+    """The offset in [0, 1) of step `step`'s azimuth lattice (sampling "stratified" or "golden").
+
+    stratified: `fresh`, a uniform draw of the step itself. golden: frac(start + step * GOLDEN / renders), with
+    `start` one uniform draw per run: each step's offset is then uniform too (a rotation of a uniform variable),
+    and the strata offsets frac(renders * offset) of consecutive steps follow the golden-ratio (Kronecker)
+    sequence, so the azimuths of many steps fill the circle more evenly than independent draws (Cranley-Patterson
+    rotation of a low-discrepancy sequence).
+    """
+    if sampling == "stratified":
+        return float(fresh)
+    if sampling == "golden":
+        return math.fmod(float(start) + step * GOLDEN / renders, 1.0)
+    raise ValueError(f"azimuth sampling must be one of {', '.join(AZIMUTH_SAMPLING[1:])} here, got {sampling!r}")
+
+
+def stratified_azimuths(renders: int, azimuth_range: tuple[float, float], offset: float) -> torch.Tensor:
+    """Azimuths [renders] low + (high - low) frac(offset + i / renders): one in each of `renders` equal strata
+    of the range, each marginally uniform over the whole range when the offset is uniform on [0, 1)."""
+    if renders < 1 or not 0.0 <= offset < 1.0:
+        raise ValueError(f"need renders >= 1 and an offset in [0, 1), got {renders} and {offset}")
+    low, high = float(azimuth_range[0]), float(azimuth_range[1])
+    fractions = torch.remainder(offset + torch.arange(renders, dtype=torch.float64) / renders, 1.0)
+    return (low + (high - low) * fractions).to(torch.float32)
 
 
 def shift_azimuth(azimuth: torch.Tensor) -> torch.Tensor:

@@ -113,3 +113,12 @@ def pooled_between_render_variance(estimates: list[VarianceComponents]) -> tuple
     n = len(estimates)
     mean = sum(c.sigma_b2 for c in estimates) / n
     return mean, math.sqrt(sum(c.sigma_b2_se**2 for c in estimates)) / n
+
+
+def between_render_part(measured: float, measured_se: float, sigma_w2: float, sigma_w2_se: float, renders: int, k: int):
+    """(value, SE) of the between-render variance of the R-render mean: a step's measured variance less the within
+    part sigma_w^2 / (R K) (Var = Var(mean_r E[G | c_r]) + sigma_w^2 / (R K) for any joint law of the R cameras)."""
+    if renders < 1 or k < 1:
+        raise ValueError(f"need R >= 1 and K >= 1, got R={renders}, K={k}")
+    within = sigma_w2 / (renders * k)
+    return measured - within, math.hypot(measured_se, sigma_w2_se / (renders * k))

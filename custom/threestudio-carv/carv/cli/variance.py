@@ -24,6 +24,9 @@ def variance_arguments(parser: argparse.ArgumentParser):
     parser.add_argument("--renders", type=int, help="R of the probe grid (default: 16)")
     parser.add_argument("--draws", type=int, help="K of the probe grid, even (default: 8)")
     parser.add_argument("--repeats", type=int, help="steps per direct variance check (default: 64)")
+    parser.add_argument(
+        "--camera-repeats", type=int, help="steps per camera-rule check of the baseline, iid and stratified (0: none)"
+    )
     parser.add_argument("--seed", type=int)
     parser.add_argument(
         "--curve-draws",
@@ -39,7 +42,7 @@ def variance_arguments(parser: argparse.ArgumentParser):
         from ..variance.report import ReportOptions, variance_report
         from ..variance.text import report_text
 
-        names = ("renders", "draws", "repeats", "budget", "seed", "curve_draws", "curve_repeats")
+        names = ("renders", "draws", "repeats", "budget", "seed", "curve_draws", "curve_repeats", "camera_repeats")
         given = {name: getattr(args, name) for name in names}
         options = ReportOptions(**{name: value for name, value in given.items() if value is not None})
         report = variance_report(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..cameras import Cameras, make_cameras, rays, view_class
+from ..cameras import Cameras, lattice_offset, make_cameras, rays, stratified_azimuths, view_class
 from .config import DataConfig
 
 
@@ -44,20 +44,41 @@ def batch_azimuths(n: int, low_high, uniform_over_batch: bool, generator: torch.
     return low + (high - low) * (torch.rand(n, generator=generator) + torch.arange(n)) / n
 
 
+def azimuth_start(seed: int) -> float:
+    """The run's one uniform draw that starts the golden-ratio azimuth sequence (its own generator)."""
+    return torch.rand(1, generator=torch.Generator().manual_seed(seed * 1_000_003 + 2**40), dtype=torch.float64).item()
+
+
+def step_azimuths(config: DataConfig, generator: torch.Generator | None, step: int, start: float) -> torch.Tensor:
+    """The batch's azimuths by data.carv_azimuth_sampling: threestudio's draw (batch_uniform_azimuth), or one in each
+    of R equal strata at carv.cameras.lattice_offset (each camera marginally uniform over the range)."""
+    n, sampling = config.batch_size, config.get("carv_azimuth_sampling", "threestudio")  # (runs made before it)
+    if sampling == "threestudio":
+        return batch_azimuths(n, config.azimuth_range, config.batch_uniform_azimuth, generator)
+    fresh = torch.rand(1, generator=generator, dtype=torch.float64).item() if sampling == "stratified" else 0.0
+    return stratified_azimuths(n, config.azimuth_range, lattice_offset(sampling, n, step, start, fresh))
+
+
 def with_rays(cameras: Cameras, height: int, width: int) -> CameraBatch:
     origins, directions = rays(cameras.c2w, cameras.fovy, height, width)
     return CameraBatch(cameras, origins, directions)
 
 
 def train_batch(
-    config: DataConfig, generator: torch.Generator | None = None, renders: int | None = None
+    config: DataConfig,
+    generator: torch.Generator | None = None,
+    renders: int | None = None,
+    *,
+    step: int = 0,
+    start: float = 0.0,
 ) -> CameraBatch:
     """R random cameras at the training resolution (R = renders, else data.batch_size), each parameter uniform in
-    its range."""
+    its range; the azimuths by step_azimuths (`step` and the run's `start` matter only to carv_azimuth_sampling:
+    golden)."""
     n = config.batch_size if renders is None else renders
     cameras = make_cameras(
         uniform(n, config.elevation_range, generator),
-        batch_azimuths(n, config.azimuth_range, config.batch_uniform_azimuth, generator),
+        step_azimuths(config, generator, step, start),
         uniform(n, config.camera_distance_range, generator),
         uniform(n, config.fovy_range, generator),
     )

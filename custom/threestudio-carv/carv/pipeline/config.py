@@ -15,6 +15,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ..autotune import AutoKOptions, auto_requested, check_auto_options
+from ..cameras import AZIMUTH_SAMPLING
 from ..paths import carv_load, config_dir
 from ..score_distillation import ScoreDistillationConfig
 from .errors import UserError
@@ -37,6 +38,9 @@ class DataConfig:
     camera_distance_range: list[float] = field(default_factory=lambda: [1.5, 2.0])
     fovy_range: list[float] = field(default_factory=lambda: [40.0, 70.0])  # vertical field of view, degrees
     batch_uniform_azimuth: bool = True  # one azimuth per equal slice of the range within a batch
+    # threestudio: its draw above; stratified: R equal strata, one uniform offset per step (each camera marginally
+    # uniform); golden: those strata rotated by the golden ratio from step to step (carv.cameras.lattice_offset)
+    carv_azimuth_sampling: str = "threestudio"
     eval_elevation_deg: float = 15.0  # turntable elevation
     eval_camera_distance: float = 2.0  # turntable distance
     eval_fovy_deg: float = 70.0  # turntable field of view
@@ -301,6 +305,12 @@ def check(config: DictConfig) -> None:
             check_auto_options(g, g.timestep_strata)
         except ValueError as error:
             rules.append((False, f"system.guidance: {error}"))
+    rules.append(
+        (
+            config.data.carv_azimuth_sampling in AZIMUTH_SAMPLING,
+            f"data.carv_azimuth_sampling must be one of {', '.join(AZIMUTH_SAMPLING)}",
+        )
+    )
     for name in ("elevation_range", "azimuth_range", "camera_distance_range", "fovy_range"):
         values = config.data[name]
         rules.append((len(values) == 2 and values[0] <= values[1], f"data.{name} must be [low, high]"))

@@ -25,6 +25,17 @@ from .cameras import train_batch
 from .config import guidance_options, scheduled
 from .system import batch_slice
 
+CAMERA_RULES = {
+    "training": {},  # data.* as the run trained
+    "iid": {"carv_azimuth_sampling": "threestudio", "batch_uniform_azimuth": False},  # independent cameras
+    "threestudio": {
+        "carv_azimuth_sampling": "threestudio",
+        "batch_uniform_azimuth": True,
+    },  # a jittered draw per stratum
+    "stratified": {"carv_azimuth_sampling": "stratified"},  # one per stratum, one shared uniform offset
+}
+"""How the probe draws a batch's azimuths (data overrides); the other camera variables are always independent."""
+
 
 class Probe:
     """The system, guidance and prompts of one run at one checkpoint, with a cost meter."""
@@ -51,11 +62,13 @@ class Probe:
             self.distillations[key] = ScoreDistillation(self.guidance.teacher, options)
         return self.distillations[key]
 
-    def render(self, renders: int, generator: torch.Generator, grad: bool = True):
+    def render(self, renders: int, generator: torch.Generator, grad: bool = True, camera_rule: str = "training"):
         """Latents of R random training cameras, one [1, C, h, w] graph per render (a backward of one render
-        then costs one render's backward), and their text conditioning."""
-        data = OmegaConf.merge(self.system.config.data, {"batch_size": renders})
-        cameras = train_batch(data, generator)
+        then costs one render's backward), and their text conditioning. camera_rule: a key of CAMERA_RULES."""
+        data = OmegaConf.merge(self.system.config.data, {"batch_size": renders, **CAMERA_RULES[camera_rule]})
+        golden = data.get("carv_azimuth_sampling") == "golden"  # each call a new run: its own uniform start
+        start = torch.rand(1, generator=generator, dtype=torch.float64).item() if golden else 0.0
+        cameras = train_batch(data, generator, start=start)
         randomized = self.system.config.system.renderer.randomized
         started = time.perf_counter()
         with torch.set_grad_enabled(grad):
@@ -83,17 +96,27 @@ class Probe:
             latents, text = self.render(renders, generator, grad=False)
             self.directions(setting, latents, text, k, generator, keep_draws=False)
 
-    def grid(self, setting: Setting, renders: int, k: int, generator: torch.Generator, progress=None) -> Grid:
+    def grid(
+        self,
+        setting: Setting,
+        renders: int,
+        k: int,
+        generator: torch.Generator,
+        progress=None,
+        camera_rule: str = "training",
+    ) -> Grid:
         """Per-draw parameter gradients G_rk [R, K, D] of one setting on fresh renders."""
-        latents, text = self.render(renders, generator)
+        latents, text = self.render(renders, generator, camera_rule=camera_rule)
         result = self.directions(setting, latents, text, k, generator)
         g = per_draw_gradients(latents, result.draws, self.parameters, self.meter, progress=progress)
         unweighted = g.pow(2).sum(dim=2) / result.weight.to(g).pow(2)
         return Grid(g, result.t.cpu(), result.weight.cpu(), result.sq_norm.cpu(), unweighted.cpu())
 
-    def step_gradient(self, setting: Setting, renders: int, k: int, generator: torch.Generator) -> torch.Tensor:
+    def step_gradient(
+        self, setting: Setting, renders: int, k: int, generator: torch.Generator, camera_rule: str = "training"
+    ) -> torch.Tensor:
         """One whole per-step estimate mean_r J_r^T d_r [D] (one backward per render, as in training)."""
-        latents, text = self.render(renders, generator)
+        latents, text = self.render(renders, generator, camera_rule=camera_rule)
         result = self.directions(setting, latents, text, k, generator, keep_draws=False)
         objective = sum((z * d).sum() for z, d in zip(latents, result.direction.unsqueeze(1), strict=True)) / renders
         return flat_gradient(objective, self.parameters, None).detach()

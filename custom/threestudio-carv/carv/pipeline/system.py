@@ -15,7 +15,7 @@ from ..cameras import Cameras
 from ..render.volume import render_rays
 from ..timing import PhaseClock, out_of_budget, training_time
 from ..toyworld import light_directions
-from .cameras import CameraBatch, orbit, train_batch
+from .cameras import CameraBatch, azimuth_start, orbit, train_batch
 from .config import scheduled
 from .field import VoxelGridField
 
@@ -122,7 +122,9 @@ class TextTo3DSystem(pl.LightningModule):
         self.update_guidance_schedule(step)
         renders, k = self.configuration(step)
         self.clock.new_step()
-        cameras = train_batch(self.config.data, step_generator(seed, step), renders)
+        cameras = train_batch(
+            self.config.data, step_generator(seed, step), renders, step=step, start=azimuth_start(seed)
+        )
         generator = step_generator(seed, step, self.device)
         with self.clock.phase("render"):
             out = self.render(cameras, randomized=self.config.system.renderer.randomized, generator=generator)

@@ -27,7 +27,7 @@ from ..pipeline.probe import Probe
 from ..pipeline.prompts import ViewDependentPrompts, prompt_encoder
 from ..pipeline.runner import build_guidance, device_of, new_folder
 from ..pipeline.system import TextTo3DSystem
-from ..stratified_variance import repeated_variance
+from ..stratified_variance import between_render_part, repeated_variance
 from ..timing import PhaseClock
 from ..variance_model import BASELINE, SETTINGS, Setting, VarianceModel, fit, summarise_measured
 from .files import measured_ecm, write_checkpoint_files
@@ -47,6 +47,7 @@ class ReportOptions:
     seed: int = 0
     curve_draws: int = 0  # top of the teacher curve's ladder 1, 2, 4, ... (0: the ECM table's largest R K)
     curve_repeats: int = 3  # timed calls per ladder step (median)
+    camera_repeats: int = 64  # steps per camera-rule check of the baseline (iid and stratified azimuths; 0: none)
 
     def check(self) -> None:
         if self.renders < 3 or self.draws < 2 or self.draws % 2:
@@ -58,6 +59,8 @@ class ReportOptions:
                 f"need --curve-draws >= 1 (or 0: the default) and --curve-repeats >= 1, got "
                 f"{self.curve_draws} and {self.curve_repeats}"
             )
+        if self.camera_repeats and self.camera_repeats < 3:
+            raise UserError(f"need --camera-repeats 0 (off) or >= 3, got {self.camera_repeats}")
 
 
 def checkpoints_of(run_dir: Path, which: str) -> list[Path]:
@@ -104,21 +107,39 @@ def probe_at(config, state, step: int, guidance, prompts, device) -> Probe:
 
 
 def measure_grids(probe: Probe, options: ReportOptions, generator, progress) -> tuple[dict, dict]:
-    """Fitted components of every setting and the pooled per-draw (t, latent, parameter) squared norms."""
+    """Fitted components of every setting and the pooled per-draw (t, latent, parameter) squared norms.
+
+    The grids' renders have independent azimuths, as the model assumes: R renders one per azimuth stratum (the
+    training default, threestudio's batch_uniform_azimuth) would overstate sigma_b^2 by up to R / (R - 1)."""
     fitted, pooled = {}, {"t": [], "latent": [], "parameter": []}
     for setting in SETTINGS:
         progress.set_description(f"grid {setting.name}")
         probe.warm_up(setting, options.renders, options.draws, options.warmup_batches, generator)
-        grid = probe.grid(setting, options.renders, options.draws, generator, progress)
+        grid = probe.grid(setting, options.renders, options.draws, generator, progress, camera_rule="iid")
         fitted[setting] = fit(grid, setting.stratified)
         for key, values in (("t", grid.t), ("latent", grid.latent_sq_norm), ("parameter", grid.parameter_sq_norm)):
             pooled[key].append(values.flatten())
     return fitted, {k: torch.cat(v) for k, v in pooled.items()}
 
 
-def validate(probe: Probe, model: VarianceModel, setting: Setting, renders: int, k: int, options, generator) -> dict:
-    """Variance of the whole per-step estimator by repetition against the model's prediction."""
-    steps = torch.stack([probe.step_gradient(setting, renders, k, generator) for _ in range(options.repeats)])
+def validate(
+    probe: Probe,
+    model: VarianceModel,
+    setting: Setting,
+    renders: int,
+    k: int,
+    options,
+    generator,
+    camera_rule: str = "training",
+    repeats: int | None = None,
+) -> dict:
+    """Variance of the whole per-step estimator by repetition against the model's prediction.
+
+    camera_rule: how each step draws its azimuths (carv.pipeline.probe.CAMERA_RULES; the model assumes "iid")."""
+    repeats = repeats or options.repeats
+    steps = torch.stack(
+        [probe.step_gradient(setting, renders, k, generator, camera_rule=camera_rule) for _ in range(repeats)]
+    )
     measured, measured_se = repeated_variance(steps)
     predicted, predicted_se = model.variance(setting, renders, k), model.variance_se(setting, renders, k)
     z = (measured - predicted) / (measured_se**2 + predicted_se**2) ** 0.5
@@ -126,13 +147,57 @@ def validate(probe: Probe, model: VarianceModel, setting: Setting, renders: int,
         "setting": setting.name,
         "R": renders,
         "K": k,
-        "repeats": options.repeats,
+        "cameras": camera_rule,
+        "repeats": repeats,
         "measured": measured,
         "measured_se": measured_se,
         "predicted": predicted,
         "predicted_se": predicted_se,
         "z": z,
         "agree_99": abs(z) <= Z99,
+    }
+
+
+CAMERA_COMPARISON = ("iid", "stratified")
+
+
+def camera_check(probe: Probe, model: VarianceModel, baseline_check: dict, options: ReportOptions, generator) -> dict:
+    """What stratified azimuths buy at the baseline's R (K = 1, uniform t): the step's variance by repetition with
+    independent azimuths, with the run's own rule (the baseline's direct check) and with R strata at one uniform
+    offset (data.carv_azimuth_sampling: stratified; golden draws each step alike and differs only across steps);
+    the between-render part of each (less the model's within part sigma_w^2 / R) and the ECM of each against
+    independent azimuths (equal cost: the ratio of variances). The iid check is also the model's check with the
+    cameras it assumes."""
+    renders = baseline_check["R"]
+    checks = {
+        rule: validate(probe, model, BASELINE, renders, 1, options, generator, rule, options.camera_repeats)
+        for rule in CAMERA_COMPARISON
+    }
+    checks["training"] = baseline_check
+    within = model.source(BASELINE, 1)
+    rules = {}
+    for rule, check in checks.items():
+        between, between_se = between_render_part(
+            check["measured"], check["measured_se"], max(within.sigma_w2, 0.0), within.sigma_w2_se, renders, 1
+        )
+        rules[rule] = {
+            **{key: check[key] for key in ("measured", "measured_se", "predicted", "predicted_se", "z", "repeats")},
+            "between": between,
+            "between_se": between_se,
+            "ecm_vs_iid": measured_ecm(check, checks["iid"], model.costs),
+        }
+    data = probe.system.config.data
+    training = data.get("carv_azimuth_sampling", "threestudio")
+    if training == "threestudio":
+        training += f" (batch_uniform_azimuth={bool(data.batch_uniform_azimuth)})"
+    gain = measured_ecm(checks["stratified"], checks["training"], model.costs)  # over the run's own cameras
+    return {
+        "setting": BASELINE.name,
+        "R": renders,
+        "K": 1,
+        "training_rule": training,
+        "rules": rules,
+        "ecm_stratified_vs_training": gain,
     }
 
 
@@ -164,6 +229,10 @@ def report_checkpoint(probe: Probe, label: str, options: ReportOptions, folder: 
     summary["measured_share_from_is_and_stratification"] = (
         summary["measured_ecm"]["ecm"] / summary["measured_ecm_reuse_only"]["ecm"] - 1.0
     )
+    if options.camera_repeats:
+        progress.set_description("camera check")
+        summary["camera_stratification"] = camera_check(probe, model, checks[1], options, generator)
+        progress.update(len(CAMERA_COMPARISON) * options.camera_repeats)
     extra = write_checkpoint_files(folder, summary, pooled, model, probe, label)
     return {
         "checkpoint": label,
@@ -222,6 +291,7 @@ def variance_report(
     encoder = prompt_encoder(config.system.guidance.pretrained_model_name_or_path, p.prompt, device)
     prompts = ViewDependentPrompts(encoder, p.prompt, p.negative_prompt, p.view_dependent_prompting).to(device)
     per_checkpoint = len(SETTINGS) * options.renders * options.draws + 3 * options.repeats
+    per_checkpoint += len(CAMERA_COMPARISON) * options.camera_repeats
     results = []
     with tqdm(total=per_checkpoint * len(states), disable=not progress, unit="draw") as bar:
         for label, state, step in states:

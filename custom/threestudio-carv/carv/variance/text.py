@@ -51,6 +51,26 @@ def check_line(c: dict) -> str:
     )
 
 
+def camera_lines(c: dict) -> list[str]:
+    """What stratified azimuths buy at the baseline (`camera_stratification` of a checkpoint), if measured."""
+    cameras = c.get("camera_stratification")
+    if cameras is None:
+        return []
+    lines = [
+        f"cameras at the baseline ({cameras['setting']} R={cameras['R']} K={cameras['K']}): step variance, its "
+        "between-render part (less sigma_w^2 / (R K)) and the ECM against independent azimuths:"
+    ]
+    for rule, r in cameras["rules"].items():
+        name = f"training: {cameras['training_rule']}" if rule == "training" else rule
+        lines.append(
+            f"  {name:<46}{r['measured']:.4g} +- {r['measured_se']:.2g}, between {r['between']:.4g} +- "
+            f"{r['between_se']:.2g}, ECM {r['ecm_vs_iid']['ecm']:.2f} +- {r['ecm_vs_iid']['se']:.2f}"
+        )
+    gain = cameras["ecm_stratified_vs_training"]
+    lines.append(f"  stratified against the training rule: ECM {gain['ecm']:.2f} +- {gain['se']:.2f}")
+    return lines
+
+
 def checkpoint_text(c: dict) -> list[str]:
     costs, rec, reuse, auto, linear = c["costs"], c["recommended"], c["reuse_only"], c["auto"], c["linear"]
     lines = [
@@ -80,6 +100,7 @@ def checkpoint_text(c: dict) -> list[str]:
         f"measured ECM: recommendation {c['measured_ecm']['ecm']:.2f} +- {c['measured_ecm']['se']:.2f}, "
         f"reuse only {c['measured_ecm_reuse_only']['ecm']:.2f} +- {c['measured_ecm_reuse_only']['se']:.2f} "
         f"(IS + stratification add {100 * c['measured_share_from_is_and_stratification']:.0f}%)",
+        *camera_lines(c),
     ]
     return lines
 
