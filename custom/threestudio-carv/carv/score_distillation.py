@@ -88,8 +88,13 @@ def check_config(config: ScoreDistillationConfig) -> None:
         raise ValueError(f"native_resolution must be >= 0 (0 = the teacher's), got {config.native_resolution}")
 
 
+RGB_ROUNDING = 1e-3
+"""How far outside [0, 1] a render may lie by rounding (an fp32 composite rgb a + bg (1 - a) reaches 1 + 1e-7,
+an fp16 one about 1 + 1e-3); beyond it the renderer is wrong."""
+
+
 def check_render(rgb: torch.Tensor) -> None:
-    """rgb must be a finite float tensor [R, H, W, 3] with values in [0, 1]."""
+    """rgb must be a finite float tensor [R, H, W, 3] with values in [0, 1] (up to RGB_ROUNDING)."""
     if not isinstance(rgb, torch.Tensor) or not rgb.is_floating_point():
         raise ValueError(
             f"rgb must be a float tensor [R, H, W, 3], got {type(rgb).__name__} {getattr(rgb, 'dtype', '')}"
@@ -99,7 +104,7 @@ def check_render(rgb: torch.Tensor) -> None:
     if not torch.isfinite(rgb).all():
         raise ValueError("rgb contains NaN or Inf")
     low, high = rgb.detach().aminmax()
-    if low < 0 or high > 1:
+    if low < -RGB_ROUNDING or high > 1 + RGB_ROUNDING:
         raise ValueError(f"rgb values must lie in [0, 1], got [{low.item():.4g}, {high.item():.4g}]")
 
 
