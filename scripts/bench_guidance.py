@@ -8,7 +8,11 @@ ratio R (a + K b) / R (a + b) that the phase costs predict. On the CPU the
 benchmark uses one thread unless --threads says otherwise (a shared CPU makes
 multi-threaded timings meaningless).
 
-    python scripts/bench_guidance.py [--json] [--repeats 3] [--threads 1] [--skip-mid]
+    python scripts/bench_guidance.py [--json] [--repeats 3] [--threads 1] [--skip-mid] [--variance-ratio 67 1.45]
+
+--variance-ratio W/B ...: for each ratio sigma_w^2 / sigma_b^2 (e.g. what `carv variance` or auto's probe
+logged on the embedded teacher), the (R, K) that `auto` would choose on this machine's measured curve within
+the cost of the R = 4, K = 1 baseline step, beside the linear model's choice (carv.cost_curve.best_configuration).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from carv.benchmarks.guidance import benchmark_teacher, format_table
+from carv.benchmarks.guidance import auto_choices, benchmark_teacher, format_table
 from carv.diffusion.teacher import load_teacher
 from carv.testing.architectures import mid_size_sd_teacher, sd21_base_teacher
 from carv.testing.teachers import build_tiny_sd_teacher
@@ -42,16 +46,27 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed repetitions per measurement (median)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument("--skip-mid", action="store_true", help="skip the mid-size CPU teacher")
+    parser.add_argument("--variance-ratio", type=float, nargs="*", default=[], help="sigma_w^2 / sigma_b^2 values")
     args = parser.parse_args()
+    if any(not ratio > 0 for ratio in args.variance_ratio):
+        parser.error("--variance-ratio values must be positive")
     torch.set_num_threads(args.threads)
     flat = {"threads": args.threads, "cuda": torch.cuda.is_available()}
     with tempfile.TemporaryDirectory() as folder:
         for name, build, device, scale in teachers(args.skip_mid):
             teacher = build(Path(folder))
             results = benchmark_teacher(teacher, repeats=max(1, round(args.repeats * scale)), device=device)
+            results["auto"] = auto_choices(results, args.variance_ratio)
             flat.update({f"{name}.{key}": value for key, value in results.items()})
             if not args.json:
                 print(format_table(name, results), flush=True)
+                for choice in results["auto"]:
+                    print(
+                        f"auto at sigma_w2/sigma_b2 = {choice['ratio']:g}: measured curve R={choice['renders']} "
+                        f"K={choice['k']} (ECM {choice['ecm']:.2f} vs R=4 K=1); linear R={choice['linear_renders']} "
+                        f"K={choice['linear_k']} (ECM on the measured curve {choice['linear_ecm']:.2f})",
+                        flush=True,
+                    )
             del teacher
     if args.json:
         print(json.dumps(flat, indent=1))

@@ -13,7 +13,8 @@
 #   4. the Magic3D refine stage (carv-magic3d-refine-sd.yaml with the toy teacher) from run 2, when
 #      nvdiffrast, tinycudann and threestudio's load/tets/ (give TETS_DIR=...; the snapshot has none) are here;
 #   5. the step time of R = 1, K = 16 against R = 4, K = 1 (scripts/sweep_rk.py, same run length, one process
-#      per configuration, phases timed by carv-dreamfusion-system), printed as a ratio.
+#      per configuration, phases timed by carv-dreamfusion-system), printed as a ratio;
+#   6. scripts/bench_guidance.py on CUDA: the measured cost curve against the step times, and auto's (R, K) there.
 # Every part runs under its own time limit (the whole under 8 minutes) and a failure does not stop the
 # others; the summary at the end says what ran, what failed and what could not be tried.
 set -uo pipefail
@@ -106,6 +107,14 @@ rows = {(int(r["R"]), int(r["K"])): float(r["mean_step_seconds"]) for r in csv.D
 carv, baseline = rows[(1, 16)], rows[(4, 1)]
 print(f"step time: R=1 K=16 {carv * 1e3:.1f} ms, R=4 K=1 {baseline * 1e3:.1f} ms, ratio (R1K16 / R4K1) {carv / baseline:.2f}")
 EOF
+fi
+
+# 6. the measured cost model on this GPU (issue 13): the teacher curve c(n) up to the memory limit and the step time of
+#    every (R, K) of the grid against A(R) + c(R K) and R (a + K b), for the mid-size teacher and SD 2.1-base at 512 px
+#    (random weights, fp16), and what auto would choose there at the variance ratios the embedded teacher showed
+#    through launch.py (sigma_w^2 / sigma_b^2 = 67 at step 0, 1.45 at step 100, 1.1 at step 200)
+if step bench-guidance 240 "$PYTHON" "$REPO/scripts/bench_guidance.py" --skip-mid --repeats 3 --variance-ratio 67 1.45 1.1; then
+  grep -E "^==|largest|^auto" "$WORK/bench-guidance.log" | sed 's/^/    /'
 fi
 
 echo; echo "== summary ($SECONDS s; logs and runs in $WORK)"; printf '  %s\n' "${SUMMARY[@]}"

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from carv.benchmarks.guidance import RenderStandIn, benchmark_teacher, format_table
+from carv.benchmarks.guidance import RenderStandIn, auto_choices, benchmark_teacher, format_table
 from carv.diffusion.teacher import load_teacher
 from carv.testing.teachers import build_tiny_sd_teacher
 
@@ -38,3 +38,15 @@ def test_render_stand_in_is_a_differentiable_image_in_0_1():
     assert rgb.shape == (2, 8, 8, 3) and 0 < rgb.min() and rgb.max() < 1
     rgb.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in render.parameters())
+
+
+def test_auto_choices_follow_the_variance_ratio_on_the_measured_curve():
+    """A flat teacher curve (64 draws cost what one does) with cheap renders: noise-dominated variance goes to one
+    render and many draws, camera-dominated variance keeps the baseline's renders."""
+    flat = [{"draws": n, "seconds": 1.0 + 1e-3 * n} for n in (1, 2, 4, 8, 16, 32, 64)]
+    renders = [{"draws": r, "seconds": 0.1 * r} for r in (1, 2, 4, 8)]
+    results = {"a_ms": 100.0, "curve": flat, "render_curve": renders}
+    noise, cameras = auto_choices(results, [1000.0, 1e-3])
+    assert (noise["renders"], noise["k"]) == (1, 64) and noise["ecm"] > 10
+    assert noise["linear_k"] < noise["k"]  # the linear model prices every draw at c(1)
+    assert cameras["renders"] >= 4 and cameras["ecm"] >= 1.0

@@ -11,12 +11,14 @@ K = 1 of the same run, beside both predictions.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable
 
 import torch
 
+from ..autotune import AutoKOptions, choose_configuration
 from ..cost_curve import MeasuredCostModel, TeacherCostCurve, doubling_ladder, interleaved_medians
 from ..guidance_cost import guidance_draws
 from ..score_distillation import ScoreDistillation, ScoreDistillationConfig, TextConditioning
@@ -184,6 +186,19 @@ def benchmark_teacher(
             results[f"{key}_curve_error"] = measured.step_cost(r, k) / seconds - 1.0
             results[f"{key}_linear_error"] = r * (a + k * b) / seconds - 1.0
     return results
+
+
+def auto_choices(results: dict, ratios) -> list[dict]:
+    """For each sigma_w^2 / sigma_b^2 ratio (sigma_b^2 = 1), what `auto` (carv.autotune.choose_configuration, default
+    options, R K within the bench's ladder) would choose on the bench's measured model, and the linear model's
+    choice, each with its ECM against the R = 4, K = 1 baseline."""
+    curve = TeacherCostCurve(*zip(*((p["draws"], p["seconds"]) for p in results["curve"]), strict=True))
+    render_curve = TeacherCostCurve(*zip(*((p["draws"], p["seconds"]) for p in results["render_curve"]), strict=True))
+    measured = MeasuredCostModel(results["a_ms"] / 1e3, curve, render_curve=render_curve)
+    options = AutoKOptions(auto_max_draws_per_step=curve.draws[-1])
+    return [
+        {"ratio": ratio, **dataclasses.asdict(choose_configuration(measured, 1.0, ratio, options))} for ratio in ratios
+    ]
 
 
 def format_table(name: str, results: dict[str, float], renders=(1, 4), ks=(1, 2, 4, 8, 16)) -> str:
