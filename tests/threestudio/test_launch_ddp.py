@@ -2,19 +2,12 @@
 process per selected GPU) train carv-toy-teacher with `auto` K and the adaptive proposal; both ranks end with the
 identical proposal and K history, though threestudio seeds each rank differently (seed + rank).
 
-About 90 s on the shared 2-core CPU (two launch.py imports): opt in with CARV_TEST_DDP_LAUNCH=1.
+About 90 s on a loaded 2-core CPU (two launch.py imports, one per rank).
 """
 
-import os
-
-import pytest
 import torch
 
 from .launch_runs import TOY, check_ok, make_workdir, run_launch, toy_overrides
-
-pytestmark = pytest.mark.skipif(
-    os.environ.get("CARV_TEST_DDP_LAUNCH") != "1", reason="two launch.py ranks take ~90 s: CARV_TEST_DDP_LAUNCH=1"
-)
 
 AUTO_ADAPTIVE = [
     "system.guidance.noise_samples_per_render=auto",
