@@ -5,7 +5,13 @@ recommendation moving where the curve is flat."""
 import pytest
 
 from carv.accounting import CostModel, VarianceComponents, predicted_variance
-from carv.cost_curve import MeasuredCostModel, TeacherCostCurve, best_k, doubling_ladder, memory_bound
+from carv.cost_curve import (
+    MeasuredCostModel,
+    TeacherCostCurve,
+    doubling_ladder,
+    memory_bound,
+    variance_times_cost,
+)
 from carv.variance_model import (
     BASELINE,
     K_VALUES,
@@ -91,7 +97,13 @@ def test_a_flat_curve_moves_k_star_the_reuse_limit_and_the_recommendation():
     assert summary["reuse_limit"] > linear["reuse_limit"]
     assert summary["recommended"]["K"] > linear["recommended"]["K"]
     assert summary["recommended"]["R"] * summary["recommended"]["K"] <= 32 < 4 * 64
-    assert summary["auto"]["K"] == best_k(costs, 1.0, summary_sigma_w2(summary), renders=1, k_max=max(K_VALUES))
+    sigma_w2, budget = summary_sigma_w2(summary), costs.step_cost(4, 1)
+    auto = (summary["auto"]["R"], summary["auto"]["K"])  # auto's rule: least Var C in the budget and its bounds
+    space = [(r, k) for r in range(1, 9) for k in range(1, max(K_VALUES) + 1) if r * k <= 64]
+    affordable_pairs = [p for p in space if costs.step_cost(*p) <= budget * (1 + 1e-9)]
+    assert auto in affordable_pairs and auto[0] > 1  # a flat curve buys renders and draws at once
+    least = min(variance_times_cost(costs, 1.0, sigma_w2, *p) for p in affordable_pairs)
+    assert variance_times_cost(costs, 1.0, sigma_w2, *auto) == pytest.approx(least, rel=1e-12)
     assert summary["costs"]["curve"] == costs.curve.as_records()
 
 

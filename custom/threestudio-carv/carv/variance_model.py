@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .accounting import CostModel, VarianceComponents, equal_cost_configurations, most_renders
+from .accounting import CostModel, VarianceComponents, equal_cost_configurations
 from .accounting import predicted_variance as model_variance
+from .autotune import AutoKOptions, SearchSpace, least_variance_cost
 from .cost_curve import MeasuredCostModel, best_k, reuse_limit_measured
 from .stratified_variance import grid_components, pooled_between_render_variance
 
@@ -114,10 +115,13 @@ def best(rows: list[dict], settings=None) -> dict:
 
 
 def auto_choice(model: VarianceModel, setting: Setting, budget: float, baseline_renders: int, k_max: int) -> dict:
-    """What `noise_samples_per_render: auto` picks: K* of the cost model at R = 1, then the most renders in the
-    budget."""
-    k = best_k(model.costs, *model.components(setting, 2), renders=1, k_max=k_max)
-    renders = max(1, most_renders(model.costs, budget, k))
+    """What `noise_samples_per_render: auto` picks with these components: carv.autotune's rule, the (R, K) of least
+    Var C within the budget and auto's default bounds (R <= auto_r_max, K <= k_max, R K <= auto_max_draws_per_step),
+    the baseline (R = baseline_renders, K = 1) winning ties."""
+    options = AutoKOptions()
+    space = SearchSpace(model.costs, options.auto_r_max, k_max, 1, options.auto_max_draws_per_step)
+    sigma_b2, sigma_w2 = model.components(setting, 2)
+    renders, k = least_variance_cost(space, sigma_b2, sigma_w2, budget, (baseline_renders, 1))
     return {"setting": setting.name, "R": renders, "K": k, "ecm": model.ecm(setting, renders, k, baseline_renders)}
 
 
