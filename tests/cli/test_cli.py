@@ -179,3 +179,12 @@ def test_the_public_names_of_carv_import_on_first_use():
     code += "assert carv.accounting.CostModel is carv.CostModel and not hasattr(carv, 'no_such_name')\n"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert len(carv.__all__) == 22
+
+
+def test_a_bad_clock_is_refused_in_one_line_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CARV_CLOCK", "bogus")
+    assert main(["text-to-3d", "a red mug", f"exp_root_dir={tmp_path}"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "carv text-to-3d: error: $CARV_CLOCK='bogus' names no clock; choose wall or process"
+    )
+    assert not any(tmp_path.iterdir())  # no run folder was made

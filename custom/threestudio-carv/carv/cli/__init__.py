@@ -66,10 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides = [*args.overrides, *extra]
     from ..pipeline.errors import UserError
+    from ..timing import ClockError, clock_name
 
     try:
+        clock_name()  # a bad $CARV_CLOCK is refused before any work, not at the first timed step
         args.run(args)
-    except UserError as error:
+    except (UserError, ClockError) as error:
         print(f"carv {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
