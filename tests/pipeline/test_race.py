@@ -27,17 +27,20 @@ CARV = [(0.0, 0.5), (8.0, 0.65), (16.0, 0.78), (24.0, 0.85), (32.0, 0.9)]
 def test_target_is_the_fraction_of_the_way_from_the_shared_start_to_the_better_final_value():
     result = race({"baseline": BASELINE, "carv": CARV})
     assert result["start"] == 0.5 and math.isclose(result["target"], 0.5 + 0.9 * (0.9 - 0.5))  # 0.86
-    assert result["carv"]["seconds_to_target"] == 32.0 and result["baseline"]["seconds_to_target"] is None
+    assert result["carv"]["seconds_to_target"] == pytest.approx(24.0 + 8.0 * (0.86 - 0.85) / (0.9 - 0.85))
+    assert result["baseline"]["seconds_to_target"] is None
     assert result["speedup"] is None and result["winner"] == "carv"
     assert result["baseline"]["curve"] == [list(p) for p in BASELINE] and result["carv"]["final"] == 0.9
 
 
 def test_speedup_is_baseline_seconds_over_carv_seconds():
     result = race({"baseline": BASELINE, "carv": CARV}, fraction=0.5)  # target 0.7
-    assert (result["baseline"]["seconds_to_target"], result["carv"]["seconds_to_target"]) == (20.0, 16.0)
-    assert result["speedup"] == 20.0 / 16.0 and result["winner"] == "carv"
+    carv_seconds = 8.0 + 8.0 * (0.7 - 0.65) / (0.78 - 0.65)  # between the checks at 8 s and 16 s
+    assert result["baseline"]["seconds_to_target"] == pytest.approx(20.0)  # a check exactly on the target
+    assert result["carv"]["seconds_to_target"] == pytest.approx(carv_seconds)
+    assert result["speedup"] == pytest.approx(20.0 / carv_seconds) and result["winner"] == "carv"
     swapped = race({"baseline": CARV, "carv": BASELINE}, fraction=0.5)
-    assert swapped["speedup"] == 16.0 / 20.0 and swapped["winner"] == "baseline"
+    assert swapped["speedup"] == pytest.approx(carv_seconds / 20.0) and swapped["winner"] == "baseline"
 
 
 def test_no_target_when_neither_side_improves_on_the_start():
@@ -47,9 +50,20 @@ def test_no_target_when_neither_side_improves_on_the_start():
     assert result["baseline"]["seconds_to_target"] is None and result["carv"]["seconds_to_target"] is None
 
 
-def test_seconds_to_reach_is_the_first_check_at_or_above_the_target():
+def test_seconds_to_reach_interpolates_the_first_crossing_of_the_target():
     curve = [(0.0, 0.1), (5.0, 0.85), (9.0, 0.7), (12.0, 0.9)]
     assert seconds_to_reach(curve, 0.85) == 5.0 and seconds_to_reach(curve, 0.95) is None
+    assert seconds_to_reach(curve, 0.475) == pytest.approx(2.5)  # half way from 0.1 to 0.85
+    assert seconds_to_reach(curve, 0.05) == 0.0  # the first check already reaches it
+
+
+def test_denser_checks_buy_nothing_on_the_same_curve():
+    """The same straight quality line checked every 10 s and every 3 s reaches a target at the same seconds (the
+    first check at or above it would give the densely checked side up to one interval)."""
+    sparse = [(float(s), s / 100) for s in range(0, 101, 10)]
+    dense = [(float(s), s / 100) for s in range(0, 101, 3)]
+    for target in (0.05, 0.31, 0.77):
+        assert seconds_to_reach(sparse, target) == pytest.approx(seconds_to_reach(dense, target))
 
 
 def test_winner_of_censored_and_tied_races():

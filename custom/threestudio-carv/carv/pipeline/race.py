@@ -4,8 +4,11 @@ A curve is [(training seconds, quality)] of checks made off the clock at fixed s
 start from the same scene (same seed, same initialisation), so they share the first value q0. The target
 is TARGET_FRACTION of the way from q0 to the better side's final value: target = q0 + f * (best final - q0).
 (With q0 = 0 that is f times the better final value; measured from q0 it ignores the part of the score
-the initial blob already has, which a silhouette IoU gives it.) A side reaches the target at its first
-check at or above it; one that never does is censored (it loses to one that did, and has no speedup).
+the initial blob already has, which a silhouette IoU gives it.) A side reaches the target where the straight
+line between its last check below the target and its first check at or above it crosses it (checks are every
+N steps, so the side with faster steps checks more often in seconds: taking the first check itself would give
+it up to one check interval for nothing); one that never does is censored (it loses to one that did, and has
+no speedup).
 If neither side ends above the start, there is no target and neither wins. With a budget, both curves are
 first cut at it (checks made within that many training seconds), so a side that got more steps in, from a
 clock that ran slow or a run that stopped late, gains nothing from them.
@@ -32,8 +35,15 @@ def quality_curve(history: list[dict], figure: str) -> list[tuple[float, float]]
 
 
 def seconds_to_reach(curve: list[tuple[float, float]], target: float) -> float | None:
-    """Training seconds at the first check at or above the target (None if never)."""
-    return next((seconds for seconds, value in curve if value >= target), None)
+    """Training seconds where the curve first reaches the target, interpolated linearly between the check before
+    and the first check at or above it (that check's seconds if it is the first); None if never."""
+    first = next((i for i, (_, value) in enumerate(curve) if value >= target), None)
+    if first is None:
+        return None
+    if first == 0:
+        return curve[0][0]
+    (s0, v0), (s1, v1) = curve[first - 1], curve[first]
+    return s0 + (target - v0) / (v1 - v0) * (s1 - s0)
 
 
 def cut_at(curve: list[tuple[float, float]], budget: float | None) -> list[tuple[float, float]]:
