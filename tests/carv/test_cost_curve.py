@@ -176,6 +176,21 @@ def test_interleaved_rounds_spread_a_load_change_over_every_call():
         interleaved_medians({"a": call(1.0)}, repeats=0)
 
 
+def test_interleaved_rounds_spread_each_call_over_the_round():
+    """A slowdown over the first half of every round (a background job in step with the rounds) must fall on every
+    call alike: with 8 calls and 4 rounds each call is timed at 4 places spread over the round, 2 in each half. A
+    rotation by one place per round would time call 3 in the slow half every round and call 7 never (ratio 3)."""
+    clock, timed = FakeClock(), []
+    calls_per_round = 8
+
+    def run():
+        clock.now += 3.0 if len(timed) % calls_per_round < calls_per_round // 2 else 1.0
+        timed.append(1)
+
+    medians = interleaved_medians({key: run for key in range(calls_per_round)}, repeats=4, clock=clock)
+    assert set(medians.values()) == {2.0}
+
+
 def test_curve_measurement_stops_at_the_memory_bound():
     clock = FakeClock()
 

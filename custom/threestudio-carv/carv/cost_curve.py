@@ -192,14 +192,16 @@ def interleaved_medians(
     clock: Callable[[], float] = time.perf_counter,
     synchronize: Callable[[], None] = lambda: None,
 ) -> dict[Hashable, float]:
-    """Median seconds of each call over `repeats` rounds, each round timing every call once (the order rotated
-    from round to round), so that a load change on a shared machine falls on all of them alike."""
+    """Median seconds of each call over `repeats` rounds, each round timing every call once, so that a load change
+    on a shared machine falls on all calls alike. The order is rotated by len(calls) / repeats from round to round,
+    so that each call's places spread evenly over the round (a rotation by one would keep each call near the same
+    place in every round when there are few rounds)."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     keys = list(calls)
     times: dict[Hashable, list[float]] = {key: [] for key in keys}
     for round_ in range(repeats):
-        shift = round_ % len(keys) if keys else 0
+        shift = (round_ * len(keys)) // repeats % len(keys) if keys else 0
         for key in keys[shift:] + keys[:shift]:
             synchronize()
             start = clock()
