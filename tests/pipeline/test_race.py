@@ -10,6 +10,7 @@ from carv.pipeline.race import (
     bootstrap_interval,
     cut_at,
     geometric_mean,
+    on_common_checks,
     quality_curve,
     race,
     seconds_to_reach,
@@ -21,13 +22,13 @@ from carv.toyworld.ground_truth import RACE_FIGURE
 from ..helpers import shrunken
 
 BASELINE = [(0.0, 0.5), (10.0, 0.6), (20.0, 0.7), (30.0, 0.75), (40.0, 0.8)]
-CARV = [(0.0, 0.5), (8.0, 0.65), (16.0, 0.78), (24.0, 0.85), (32.0, 0.9)]
+CARV = [(0.0, 0.5), (10.0, 0.65), (20.0, 0.78), (30.0, 0.85), (40.0, 0.9)]
 
 
 def test_target_is_the_fraction_of_the_way_from_the_shared_start_to_the_better_final_value():
     result = race({"baseline": BASELINE, "carv": CARV})
     assert result["start"] == 0.5 and math.isclose(result["target"], 0.5 + 0.9 * (0.9 - 0.5))  # 0.86
-    assert result["carv"]["seconds_to_target"] == pytest.approx(24.0 + 8.0 * (0.86 - 0.85) / (0.9 - 0.85))
+    assert result["carv"]["seconds_to_target"] == pytest.approx(30.0 + 10.0 * (0.86 - 0.85) / (0.9 - 0.85))
     assert result["baseline"]["seconds_to_target"] is None
     assert result["speedup"] is None and result["winner"] == "carv"
     assert result["baseline"]["curve"] == [list(p) for p in BASELINE] and result["carv"]["final"] == 0.9
@@ -35,7 +36,7 @@ def test_target_is_the_fraction_of_the_way_from_the_shared_start_to_the_better_f
 
 def test_speedup_is_baseline_seconds_over_carv_seconds():
     result = race({"baseline": BASELINE, "carv": CARV}, fraction=0.5)  # target 0.7
-    carv_seconds = 8.0 + 8.0 * (0.7 - 0.65) / (0.78 - 0.65)  # between the checks at 8 s and 16 s
+    carv_seconds = 10.0 + 10.0 * (0.7 - 0.65) / (0.78 - 0.65)  # between the checks at 10 s and 20 s
     assert result["baseline"]["seconds_to_target"] == pytest.approx(20.0)  # a check exactly on the target
     assert result["carv"]["seconds_to_target"] == pytest.approx(carv_seconds)
     assert result["speedup"] == pytest.approx(20.0 / carv_seconds) and result["winner"] == "carv"
@@ -137,9 +138,30 @@ def test_a_shrunken_compare_races_on_the_ground_truth(toy_teacher, random_judge,
 def test_curves_are_cut_at_the_budget_before_the_race():
     """A side whose clock ran slow got more checks in; beyond the budget they do not count."""
     result = race({"baseline": BASELINE, "carv": CARV}, fraction=0.5, budget=24.0)
-    assert result["carv"]["curve"] == [list(p) for p in CARV[:4]] and result["carv"]["final"] == 0.85
+    assert result["carv"]["curve"] == [list(p) for p in CARV[:3]] and result["carv"]["final"] == 0.78
     assert result["baseline"]["curve"] == [list(p) for p in BASELINE[:3]] and result["budget_seconds"] == 24.0
-    assert math.isclose(result["target"], 0.5 + 0.5 * (0.85 - 0.5))
-    assert cut_at(CARV, None) == CARV and cut_at(CARV, 8.0) == CARV[:2]
+    assert math.isclose(result["target"], 0.5 + 0.5 * (0.78 - 0.5))
+    assert cut_at(CARV, None) == CARV and cut_at(CARV, 10.0) == CARV[:2]
     with pytest.raises(ValueError, match="within the budget"):
         race({"baseline": [(5.0, 0.5)], "carv": CARV}, budget=1.0)
+
+
+def test_a_side_that_checks_more_often_gains_nothing_from_its_extra_looks():
+    """The denser side (CARV, cheaper steps: checks every 5 s against 10 s) is raced at the sparser side's checks.
+    Its extra looks here include a noise spike above the target at 15 s; the first crossing of its own checks
+    would put it there, and the spike-free curve it shares with the baseline at 0, 10, 20, 30 s gives a tie."""
+    sparse = [(0.0, 0.5), (10.0, 0.6), (20.0, 0.7), (30.0, 0.8)]
+    dense = sorted([*sparse, (5.0, 0.55), (15.0, 0.9), (25.0, 0.75), (35.0, 0.85)])
+    result = race({"baseline": sparse, "carv": dense})
+    assert result["carv"]["checks"] == result["baseline"]["checks"] == [list(p) for p in sparse]
+    assert result["carv"]["curve"] == [list(p) for p in dense]  # the raw curve is kept for the plot
+    assert result["speedup"] == pytest.approx(1.0) and result["winner"] == "tie"
+    assert seconds_to_reach(dense, result["target"]) < seconds_to_reach(sparse, result["target"])
+
+
+def test_the_common_checks_interpolate_the_denser_side_up_to_the_end_both_reached():
+    sparse = [(0.0, 0.5), (10.0, 0.6), (20.0, 0.8)]
+    dense = [(0.0, 0.5), (4.0, 0.7), (8.0, 0.9), (12.0, 0.5), (16.0, 0.6)]
+    checks = on_common_checks({"baseline": sparse, "carv": dense})
+    assert checks["baseline"] == sparse[:2]  # 20 s is past the dense side's last check
+    assert checks["carv"] == [(0.0, 0.5), (10.0, pytest.approx(0.7))]  # half way from 0.9 at 8 s to 0.5 at 12 s

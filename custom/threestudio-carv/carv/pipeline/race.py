@@ -8,7 +8,10 @@ the initial blob already has, which a silhouette IoU gives it.) A side reaches t
 line between its last check below the target and its first check at or above it crosses it (checks are every
 N steps, so the side with faster steps checks more often in seconds: taking the first check itself would give
 it up to one check interval for nothing); one that never does is censored (it loses to one that did, and has
-no speedup).
+no speedup). Before that, both curves are put on the same checks: the seconds of the side that checked less
+often, up to the end both reached, with the other side's quality interpolated linearly there. Checks come every
+N steps, so the side with cheaper steps looks more often per second, and a noisy curve looked at more often
+crosses a target sooner by chance alone.
 If neither side ends above the start, there is no target and neither wins. With a budget, both curves are
 first cut at it (checks made within that many training seconds), so a side that got more steps in, from a
 clock that ran slow or a run that stopped late, gains nothing from them.
@@ -46,6 +49,27 @@ def seconds_to_reach(curve: list[tuple[float, float]], target: float) -> float |
     return s0 + (target - v0) / (v1 - v0) * (s1 - s0)
 
 
+def value_at(curve: list[tuple[float, float]], seconds: float) -> float:
+    """The curve's quality at `seconds` (within its checks), interpolated linearly between the checks around it."""
+    times, values = zip(*curve, strict=True)
+    return float(np.interp(seconds, times, values))
+
+
+def check_rate(curve: list[tuple[float, float]]) -> float:
+    """Checks per training second after the first (infinite for a curve of one check, or all at one time)."""
+    span = curve[-1][0] - curve[0][0]
+    return (len(curve) - 1) / span if span > 0 else float("inf")
+
+
+def on_common_checks(curves: dict[str, list[tuple[float, float]]]) -> dict[str, list[tuple[float, float]]]:
+    """Every side at the checks of the side with the lowest check rate, up to the last time every side reached;
+    the others' values interpolated there (value_at). The sparser side's own checks are kept as they are."""
+    sparse = min(curves, key=lambda label: check_rate(curves[label]))
+    end = min(curve[-1][0] for curve in curves.values())
+    times = [seconds for seconds, _ in curves[sparse] if seconds <= end]
+    return {label: [(seconds, value_at(curve, seconds)) for seconds in times] for label, curve in curves.items()}
+
+
 def cut_at(curve: list[tuple[float, float]], budget: float | None) -> list[tuple[float, float]]:
     """The checks of a curve made within `budget` training seconds (all of them when budget is None)."""
     return [point for point in curve if budget is None or point[0] <= budget]
@@ -54,21 +78,25 @@ def cut_at(curve: list[tuple[float, float]], budget: float | None) -> list[tuple
 def race(
     curves: dict[str, list[tuple[float, float]]], fraction: float = TARGET_FRACTION, budget: float | None = None
 ) -> dict:
-    """Target, each side's curve (cut at `budget` seconds), final value and seconds to target, and
-    speedup = baseline s / CARV s."""
+    """Target, each side's curve (cut at `budget` seconds), its last value, its values on the common checks
+    (on_common_checks), the last of those and the seconds to target on them, and speedup = baseline s / CARV s.
+    The target is measured from the common checks' start to the better of their last values."""
     if not 0 < fraction <= 1:
         raise ValueError(f"the target fraction must be in (0, 1], got {fraction}")
     curves = {label: cut_at(curves[label], budget) for label in LABELS}
     if any(not curves[label] for label in LABELS):
         raise ValueError("each side needs at least one ground-truth check within the budget")
-    start = float(np.mean([curves[label][0][1] for label in LABELS]))
-    best_final = max(curves[label][-1][1] for label in LABELS)
+    checks = on_common_checks(curves)
+    start = float(np.mean([checks[label][0][1] for label in LABELS]))
+    best_final = max(checks[label][-1][1] for label in LABELS)
     target = start + fraction * (best_final - start) if best_final > start else None  # None: neither improved
     sides = {
         label: {
             "curve": [list(point) for point in curves[label]],
+            "checks": [list(point) for point in checks[label]],
             "final": curves[label][-1][1],
-            "seconds_to_target": seconds_to_reach(curves[label], target) if target is not None else None,
+            "final_on_checks": checks[label][-1][1],
+            "seconds_to_target": seconds_to_reach(checks[label], target) if target is not None else None,
         }
         for label in LABELS
     }
