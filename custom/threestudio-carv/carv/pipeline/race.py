@@ -4,14 +4,13 @@ A curve is [(training seconds, quality)] of checks made off the clock at fixed s
 start from the same scene (same seed, same initialisation), so they share the first value q0. The target
 is TARGET_FRACTION of the way from q0 to the better side's final value: target = q0 + f * (best final - q0).
 (With q0 = 0 that is f times the better final value; measured from q0 it ignores the part of the score
-the initial blob already has, which a silhouette IoU gives it.) A side reaches the target where the straight
-line between its last check below the target and its first check at or above it crosses it (checks are every
-N steps, so the side with faster steps checks more often in seconds: taking the first check itself would give
-it up to one check interval for nothing); one that never does is censored (it loses to one that did, and has
-no speedup). Before that, both curves are put on the same checks: the seconds of the side that checked less
-often, up to the end both reached, with the other side's quality interpolated linearly there. Checks come every
-N steps, so the side with cheaper steps looks more often per second, and a noisy curve looked at more often
-crosses a target sooner by chance alone.
+the initial blob already has, which a silhouette IoU gives it.) Checks come every N steps, so the side with
+cheaper steps looks more often per second; two rules keep that from counting. Both curves are raced on the same
+checks: the seconds of the side that checked less often, up to the end both reached, with the other side's
+quality interpolated linearly there (a noisy curve looked at more often crosses a target sooner by chance
+alone). And a side reaches the target where the straight line between its last check below the target and its
+first check at or above it crosses it (the first check itself would give the denser side up to one interval);
+one that never does is censored (it loses to one that did, and has no speedup).
 If neither side ends above the start, there is no target and neither wins. With a budget, both curves are
 first cut at it (checks made within that many training seconds), so a side that got more steps in, from a
 clock that ran slow or a run that stopped late, gains nothing from them.
