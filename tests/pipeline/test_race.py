@@ -165,3 +165,8 @@ def test_the_common_checks_interpolate_the_denser_side_up_to_the_end_both_reache
     checks = on_common_checks({"baseline": sparse, "carv": dense})
     assert checks["baseline"] == sparse[:2]  # 20 s is past the dense side's last check
     assert checks["carv"] == [(0.0, 0.5), (10.0, pytest.approx(0.7))]  # half way from 0.9 at 8 s to 0.5 at 12 s
+
+
+def test_curves_whose_checks_do_not_overlap_are_refused():
+    with pytest.raises(ValueError, match="do not overlap"):
+        on_common_checks({"baseline": [(10.0, 0.5), (30.0, 0.6)], "carv": [(0.0, 0.5), (1.0, 0.5), (2.0, 0.6)]})

@@ -66,6 +66,8 @@ def on_common_checks(curves: dict[str, list[tuple[float, float]]]) -> dict[str, 
     sparse = min(curves, key=lambda label: check_rate(curves[label]))
     end = min(curve[-1][0] for curve in curves.values())
     times = [seconds for seconds, _ in curves[sparse] if seconds <= end]
+    if not times:
+        raise ValueError(f"the sides' checks do not overlap in time: {sparse}'s first is after {end} s, another's last")
     return {label: [(seconds, value_at(curve, seconds)) for seconds in times] for label, curve in curves.items()}
 
 
