@@ -274,6 +274,7 @@ def parse_arguments(argv=None):
     if args.out.exists() and not args.resume and not args.dry_run:
         parser.error(f"{args.out} exists: give another --out, or --resume to run only the comparisons it lacks")
     args.site_dir = [str(Path(folder).resolve()) for folder in args.site_dir]  # launch.py runs from --workdir
+    args.threestudio_root = str(Path(args.threestudio_root).resolve())  # so does launch.py's own path
     os.environ[CLOCK_VARIABLE] = args.clock  # launch.py's subprocesses inherit it
     try:
         clock_name()

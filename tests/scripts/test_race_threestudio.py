@@ -57,6 +57,18 @@ def test_the_two_sides_differ_only_in_the_equal_cost_baseline_overrides(race_thr
         assert command[3] == str(config_dir() / "carv-toy-teacher.yaml") and command[4] == "--train"
 
 
+def test_relative_paths_are_resolved_before_launch_py_runs_from_the_workdir(race_threestudio, tmp_path, monkeypatch):
+    """launch.py runs from --workdir: a relative --threestudio-root or --site-dir would name nothing there."""
+    (tmp_path / "ts").mkdir()
+    (tmp_path / "ts" / "launch.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    args, extra = race_threestudio.parse_arguments(
+        ["--threestudio-root", "ts", "--site-dir", "site", "--workdir", "/", "--out", "out"]
+    )
+    command = race_threestudio.train_command(args, "carv", PROMPT, 0, extra)
+    assert command[1] == str(tmp_path / "ts" / "launch.py") and args.site_dir == [str(tmp_path / "site")]
+
+
 def test_bad_arguments_are_one_line_errors(race_threestudio, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         race_threestudio.parse_arguments(["--threestudio-root", str(tmp_path / "nowhere")])
