@@ -6,9 +6,12 @@ CUDA is available, the Stable Diffusion 2.1-base architecture at 512x512 in
 float16. Step times are ratios to the K = 1 step of the same run, beside the
 ratio R (a + K b) / R (a + b) that the phase costs predict. On the CPU the
 benchmark uses one thread unless --threads says otherwise (a shared CPU makes
-multi-threaded timings meaningless).
+multi-threaded timings meaningless). Freed host memory is kept in the process as the CPU pipeline keeps it
+(carv.host_memory); --return-freed-memory leaves glibc's default, under which a step's teacher evaluations pay
+page faults that the same evaluations alone do not, and the measured curve no longer adds up to a step.
 
     python scripts/bench_guidance.py [--json] [--repeats 3] [--threads 1] [--skip-mid] [--variance-ratio 67 1.45]
+        [--return-freed-memory]
 
 --variance-ratio W/B ...: for each ratio sigma_w^2 / sigma_b^2 (e.g. what `carv variance` or auto's probe
 logged on the embedded teacher), the (R, K) that `auto` would choose on this machine's measured curve within
@@ -26,6 +29,7 @@ import torch
 
 from carv.benchmarks.guidance import auto_choices, benchmark_teacher, format_table
 from carv.diffusion.teacher import load_teacher
+from carv.host_memory import keep_freed_memory
 from carv.testing.architectures import mid_size_sd_teacher, sd21_base_teacher
 from carv.testing.teachers import build_tiny_sd_teacher
 
@@ -47,11 +51,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     parser.add_argument("--skip-mid", action="store_true", help="skip the mid-size CPU teacher")
     parser.add_argument("--variance-ratio", type=float, nargs="*", default=[], help="sigma_w^2 / sigma_b^2 values")
+    parser.add_argument(
+        "--return-freed-memory", action="store_true", help="glibc's default malloc (freed blocks go back to the OS)"
+    )
     args = parser.parse_args()
     if any(not ratio > 0 for ratio in args.variance_ratio):
         parser.error("--variance-ratio values must be positive")
     torch.set_num_threads(args.threads)
-    flat = {"threads": args.threads, "cuda": torch.cuda.is_available()}
+    kept = False if args.return_freed_memory else keep_freed_memory()
+    flat = {"threads": args.threads, "cuda": torch.cuda.is_available(), "freed_memory_kept": kept}
+    if not args.json:
+        print(f"threads {args.threads}; freed host memory kept in the process: {kept}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         for name, build, device, scale in teachers(args.skip_mid):
             teacher = build(Path(folder))

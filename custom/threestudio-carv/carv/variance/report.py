@@ -25,7 +25,7 @@ from ..pipeline.config import load_config, parse_overrides, scheduled
 from ..pipeline.errors import UserError
 from ..pipeline.probe import Probe
 from ..pipeline.prompts import ViewDependentPrompts, prompt_encoder
-from ..pipeline.runner import build_guidance, device_of, new_folder
+from ..pipeline.runner import build_guidance, new_folder, prepare_device
 from ..pipeline.system import TextTo3DSystem
 from ..stratified_variance import between_render_part, repeated_variance
 from ..timing import PhaseClock
@@ -283,9 +283,7 @@ def variance_report(
     config, states, parent = resolve_target(target, list(overrides), prompt, which)
     folder = Path(out) if out else new_folder(parent, "variance")
     folder.mkdir(parents=True, exist_ok=True)
-    device = device_of(config)
-    if config.trainer.cpu_threads > 0:
-        torch.set_num_threads(config.trainer.cpu_threads)
+    device = prepare_device(config)
     guidance, _ = build_guidance(config, device, PhaseClock())
     p = config.system.prompt_processor
     encoder = prompt_encoder(config.system.guidance.pretrained_model_name_or_path, p.prompt, device)
