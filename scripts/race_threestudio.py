@@ -1,7 +1,7 @@
 """Benchmark (not a test): the ground-truth race through threestudio's launch.py, CARV against its baseline.
 
     python scripts/race_threestudio.py --threestudio-root ~/threestudio [--prompts FILE | --prompt "a red mug"]
-        [--seeds 0 1 2] [--seconds 120] [--check-every 50] [--views 8] [--clock wall|process] [--jobs 1]
+        [--seeds 0 1 2] [--seconds 120] [--check-every 50] [--views 8] [--clock wall|process] [--jobs 1] [--threads 1]
         [--out outputs/race-threestudio [--resume]] [key=value ...]
 
 For each prompt x seed, trains configs/carv-toy-teacher.yaml as shipped (CARV: R = 1, K = 16, SDS-weighted
@@ -26,7 +26,9 @@ Writes, as results come: <out>/<prompt>-seed<seed>/race.json (+ ground_truth_vs_
 launch.py output in <label>.log), the runs in <out>/<label>/<prompt>-seed<seed>/, and race-threestudio.json
 (carv.pipeline.race.summarise_races) over all. An existing --out is refused unless --resume, which skips the
 comparisons whose race.json exists (an interrupted one's run folders are moved aside, never reused).
---jobs N runs N comparisons at once (each: one prompt x seed, its two sides one after the other).
+--jobs N runs N comparisons at once (each: one prompt x seed, its two sides one after the other), each launch.py
+with --threads torch threads (OMP_NUM_THREADS; 1 by default: two jobs of torch's default threads on 2 cores
+oversubscribe them).
 
 launch.py runs from --workdir (default: the threestudio root, whose custom/ holds this extension); --site-dir
 folders go first on the subprocesses' PYTHONPATH (a test-only CPU stand-in, for instance). --dry-run prints the
@@ -120,7 +122,7 @@ def max_time(seconds: float) -> str:
 def launch(args, command: list[str], log: Path) -> None:
     """Run launch.py with its output in `log`; CalledProcessError naming the log if it fails."""
     paths = [*args.site_dir, os.environ.get("PYTHONPATH", "")]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p), OMP_NUM_THREADS=str(args.threads))
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as stream:
         stream.write(shlex.join(command) + "\n")
@@ -257,6 +259,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--fraction", type=float, default=0.9, help="target: this share of the way to the best")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall", help="training clock (CARV_CLOCK)")
     parser.add_argument("--jobs", type=int, default=1, help="comparisons run at once, each in its own process")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads of each launch.py (OMP_NUM_THREADS)")
     parser.add_argument("--out", type=Path, default=Path("outputs/race-threestudio"))
     parser.add_argument("--resume", action="store_true", help="keep an existing --out, run what it lacks")
     parser.add_argument("--workdir", help="folder launch.py runs from (default: --threestudio-root)")
@@ -267,8 +270,8 @@ def parse_arguments(argv=None):
         parser.error("give --threestudio-root (or THREESTUDIO_ROOT): a threestudio checkout holding launch.py")
     if args.seconds <= 0 or args.check_every < 1 or args.views < 1 or not 0 < args.fraction <= 1:
         parser.error("need --seconds > 0, --check-every >= 1, --views >= 1 and 0 < --fraction <= 1")
-    if args.jobs < 1 or args.wall_cap < 1:
-        parser.error("need --jobs >= 1 and --wall-cap >= 1")
+    if args.jobs < 1 or args.wall_cap < 1 or args.threads < 1:
+        parser.error("need --jobs >= 1, --wall-cap >= 1 and --threads >= 1")
     if args.views in (2, 3):  # 3 val or 3 test cameras: threestudio's RandomCameraDataset calls torch.cross badly
         parser.error(f"--views {args.views} gives threestudio 3 val or test cameras, where it fails; take 1 or >= 4")
     if args.out.exists() and not args.resume and not args.dry_run:

@@ -69,11 +69,22 @@ def test_relative_paths_are_resolved_before_launch_py_runs_from_the_workdir(race
     assert command[1] == str(tmp_path / "ts" / "launch.py") and args.site_dir == [str(tmp_path / "site")]
 
 
+def test_each_launch_py_gets_the_thread_count(race_threestudio, tmp_path, monkeypatch):
+    """Without OMP_NUM_THREADS, --jobs 2 runs of torch's default threads oversubscribe a 2-core machine."""
+    seen = []
+    monkeypatch.setattr(race_threestudio.subprocess, "run", lambda command, **kwargs: seen.append(kwargs["env"]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    for extra, threads in (((), "1"), (("--threads", "3"), "3")):
+        args, _ = arguments(race_threestudio, tmp_path, *extra)
+        race_threestudio.launch(args, ["launch.py"], tmp_path / "log" / "run.log")
+        assert seen[-1]["OMP_NUM_THREADS"] == threads
+
+
 def test_bad_arguments_are_one_line_errors(race_threestudio, tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         race_threestudio.parse_arguments(["--threestudio-root", str(tmp_path / "nowhere")])
     assert exit_info.value.code == 2 and "launch.py" in capsys.readouterr().err
-    for bad in (["--fraction", "0"], ["--views", "2"], ["--views", "3"], ["--jobs", "0"]):
+    for bad in (["--fraction", "0"], ["--views", "2"], ["--views", "3"], ["--jobs", "0"], ["--threads", "0"]):
         with pytest.raises(SystemExit):
             arguments(race_threestudio, tmp_path, *bad)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
