@@ -111,6 +111,31 @@ def test_the_probe_leaves_the_training_guidance_unchanged(toy_teacher, random_ju
     assert guidance.config == before
 
 
+def test_the_probe_draws_independent_cameras_whatever_the_training_rule(
+    toy_teacher, random_judge, tmp_path, monkeypatch
+):
+    """The model's sigma_b^2 is one render's variance: a probe batch of stratified azimuths would overstate it."""
+    import carv.pipeline.probe
+    from carv.pipeline.config import load_config
+    from carv.pipeline.probe import auto_k_probe
+    from carv.pipeline.prompts import ViewDependentPrompts, prompt_encoder
+    from carv.pipeline.runner import build_guidance
+    from carv.pipeline.system import TextTo3DSystem
+
+    config = load_config("cpu-carv-auto", shrunken(toy_teacher, random_judge, tmp_path), prompt="a red mug")
+    assert config.data.batch_uniform_azimuth  # the training rule stratifies a batch's azimuths
+    system = TextTo3DSystem(config)
+    guidance, _ = build_guidance(config, "cpu", system.clock)
+    p = config.system.prompt_processor
+    system.attach(guidance, ViewDependentPrompts(prompt_encoder(str(toy_teacher), p.prompt, "cpu"), p.prompt))
+    seen, train_batch = [], carv.pipeline.probe.train_batch
+    monkeypatch.setattr(
+        carv.pipeline.probe, "train_batch", lambda data, *a, **k: seen.append(data) or train_batch(data, *a, **k)
+    )
+    auto_k_probe(system, 3, 2, step=0)
+    assert seen and all(not data.batch_uniform_azimuth and data.carv_azimuth_sampling == "threestudio" for data in seen)
+
+
 def test_auto_in_the_pipeline_sets_the_k_star_of_a_planted_probe(toy_teacher, random_judge, tmp_path, monkeypatch):
     """The system's probe replaced by a planted problem (a = 16, b = 1, sigma_b^2 = 1, sigma_w^2 = 4): K* = 8."""
     import carv

@@ -125,14 +125,18 @@ class Probe:
 def auto_k_probe(system, renders: int, draws: int, step: int, curve_draws: int = 0) -> ProbeResult:
     """The probe of `noise_samples_per_render: auto` at step: the training guidance (adaptive state included) on
     fresh renders, with its own generator, so no draw of it enters a step; with curve_draws > 0 also c(n) up to
-    curve_draws, measured through the training guidance on one more (no-grad) render of the probe."""
+    curve_draws, measured through the training guidance on one more (no-grad) render of the probe.
+
+    The probe's renders have independent azimuths, whatever the run's rule: the model takes sigma_b^2 as the
+    variance of one render's gradient, which the spread of R renders drawn one per azimuth stratum (the training
+    default, batch_uniform_azimuth) overstates by up to R / (R - 1), as in `carv variance`'s grids."""
     config = system.config.system.guidance
     setting = Setting(config.timestep_proposal, bool(config.timestep_stratified))
     probe = Probe(system, system.guidance, system.prompts, step)
     for key in ((setting, 0), (setting, draws)):
         probe.distillations[key] = system.guidance
     generator = torch.Generator().manual_seed(system.config.seed * 1_000_003 + step + 500_009)
-    grid = probe.grid(setting, renders, draws, generator)
+    grid = probe.grid(setting, renders, draws, generator, camera_rule="iid")  # the model's cameras (docstring)
     curve = None
     if curve_draws > 0:
         latents, text = probe.render(1, generator, grad=False)
