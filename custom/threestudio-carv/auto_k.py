@@ -3,9 +3,9 @@ threestudio's own renders, choosing R (the training dataset's batch size) and K.
 
 The option set is the CPU pipeline's (carv.autotune.AutoKOptions on system.guidance). Before step s, at multiples
 of auto_every_n_steps, the probe renders fresh cameras from the training dataset (batches until auto_probe_size
-renders), draws its (t, eps) per render by the training rule and back-propagates each draw on its own
-(carv.probe); the first probe also measures c(n) through the run's guidance on its latents (carv.guidance_cost).
-The controller picks the (R, K) of least Var C within the measured cost of the baseline step.
+renders, with independent azimuths whatever the training rule), draws its (t, eps) per render by the training
+rule and back-propagates each draw on its own (carv.probe); the first probe also measures c(n) through the run's
+guidance on its latents (carv.guidance_cost). The controller picks the (R, K) of least Var C within the measured cost of the baseline step.
 
 When the choice is made (on_train_batch_start of step s) Lightning holds the batch of step s and has already
 collated that of step s + 1 (its fetcher prefetches one batch), so the new batch size first reaches the batch of
@@ -15,6 +15,7 @@ R and K of step s are functions of draws made before step s only, so each step s
 """
 
 import warnings
+from contextlib import contextmanager
 
 import torch
 from pytorch_lightning.utilities import move_data_to_device
@@ -26,6 +27,23 @@ from carv.probe import per_draw_gradients, probe_directions
 from carv.stratified_variance import grid_components
 
 LIGHTNING_PREFETCH = 1  # batches Lightning's fetcher collates beyond the one a step holds (an iterable dataset)
+
+
+@contextmanager
+def independent_azimuths(dataset):
+    """The dataset collates independent azimuths within the block: the model takes sigma_b^2 as one render's
+    variance, which the spread of a batch drawn one azimuth per stratum (threestudio's batch_uniform_azimuth, the
+    carv datamodule's stratified and golden rules) overstates by up to R / (R - 1). The rules are restored after."""
+    cfg = dataset.cfg
+    saved = {name: cfg[name] for name in ("batch_uniform_azimuth", "carv_azimuth_sampling") if name in cfg}
+    cfg.batch_uniform_azimuth = False
+    if "carv_azimuth_sampling" in saved:
+        cfg.carv_azimuth_sampling = "threestudio"
+    try:
+        yield dataset
+    finally:
+        for name, value in saved.items():
+            cfg[name] = value
 
 
 def auto_k_options(guidance_cfg) -> AutoKOptions:
@@ -77,7 +95,8 @@ class AutoKMixin:
     def carv_probe_batch(self, meter: CostMeter, k: int):
         """Per-draw parameter gradients [R_b, K, D], timesteps [R_b, K], latents and text of one fresh batch."""
         distillation = self.guidance.distillation
-        batch = move_data_to_device(self.dataset.collate(None), self.device)
+        with independent_azimuths(self.dataset):
+            batch = move_data_to_device(self.dataset.collate(None), self.device)
         with meter.timed("render", batch["elevation"].shape[0]):
             latents = distillation.latents(self(batch)["comp_rgb"])
         text = self.guidance.text_conditioning(

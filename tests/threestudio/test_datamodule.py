@@ -2,6 +2,7 @@
 
 import math
 import random
+import sys
 
 import pytest
 import torch
@@ -121,3 +122,20 @@ def test_toy_teacher_trains_through_launch_with_golden_cameras(threestudio_root,
     ]
     check_ok(run_launch(threestudio_root, workdir, TOY, "train", overrides))
     assert_complete_train_run(workdir / "outputs" / "carv-toy-teacher" / "golden", 2, 5)
+
+
+@pytest.mark.parametrize("name", ["random-camera-datamodule", "carv-random-camera-datamodule"])
+def test_auto_probe_batches_have_independent_azimuths_and_the_rule_comes_back(threestudio, name):
+    """In 40 batches of 4, iid azimuths put two in one quarter of the range in all but 40 (4! / 4^4)^40 ~ 1e-37 of
+    cases; the training rule (one per quarter) never does."""
+    independent_azimuths = sys.modules["threestudio-carv.auto_k"].independent_azimuths  # loaded by the fixture
+    options = {"carv_azimuth_sampling": "golden"} if name.startswith("carv") else {}
+    dataset = train_dataset(threestudio, name, batch_size=4, **options)
+
+    def quarters_shared() -> int:
+        return sum(len(set((fractions(dataset.collate({})) * 4).floor().long().tolist())) < 4 for _ in range(40))
+
+    with independent_azimuths(dataset):
+        assert quarters_shared() > 0
+    assert quarters_shared() == 0
+    assert dataset.cfg.batch_uniform_azimuth and dataset.cfg.get("carv_azimuth_sampling", "golden") == "golden"
