@@ -14,6 +14,7 @@ after threestudio's own dataset update_step, every step, so it also overrides a 
 R and K of step s are functions of draws made before step s only, so each step stays unbiased.
 """
 
+import random
 import warnings
 from contextlib import contextmanager
 
@@ -46,6 +47,39 @@ def independent_azimuths(dataset):
             cfg[name] = value
 
 
+def collates_one_camera_at_a_time(dataset) -> bool:
+    """The carv datamodule's stratified and golden rules build a batch from single-camera collates."""
+    return getattr(getattr(dataset, "cfg", None), "carv_azimuth_sampling", "threestudio") != "threestudio"
+
+
+def renders_without_valid_cameras(dataset, r_max: int) -> frozenset[int]:
+    """The batch sizes R in 2..r_max whose collated cameras are not rotations (c2w's 3 x 3 block not orthonormal).
+
+    threestudio 0.2.3's RandomCameraIterableDataset.collate calls torch.cross(lookat, up) without dim, which
+    crosses along the first axis of size 3: at batch size 3 that is the batch axis, and the three cameras look along
+    wrong directions. Found by collating one batch of each size; the dataset's batch size, its last fovy and
+    projection and torch's and Python's random states are as they were afterwards, so training draws what it would
+    have drawn."""
+    if collates_one_camera_at_a_time(dataset):
+        return frozenset()
+    saved = {name: getattr(dataset, name) for name in ("batch_size", "fovy", "proj_mtx") if hasattr(dataset, name)}
+    python_state = random.getstate()
+    broken = set()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            for renders in range(2, r_max + 1):
+                dataset.batch_size = renders
+                rotation = dataset.collate(None)["c2w"][:, :3, :3].double()
+                identity = torch.eye(3, dtype=rotation.dtype).expand_as(rotation)
+                if not torch.allclose(rotation.transpose(1, 2) @ rotation, identity, atol=1e-4):
+                    broken.add(renders)
+    finally:
+        for name, value in saved.items():
+            setattr(dataset, name, value)
+        random.setstate(python_state)
+    return frozenset(broken)
+
+
 def auto_k_options(guidance_cfg) -> AutoKOptions:
     """The AutoKOptions of a carv guidance config."""
     return AutoKOptions(**{name: getattr(guidance_cfg, name) for name in AutoKOptions.__dataclass_fields__})
@@ -64,7 +98,9 @@ class AutoKMixin:
         if self.carv_auto is None:
             cfg = self.guidance.cfg
             lag = 1 + LIGHTNING_PREFETCH
-            self.carv_auto = AutoKController(auto_k_options(cfg), cfg.timestep_strata, renders_initial, lag=lag)
+            options = auto_k_options(cfg)
+            excluded = renders_without_valid_cameras(self.dataset, options.auto_r_max)
+            self.carv_auto = AutoKController(options, cfg.timestep_strata, renders_initial, lag, excluded)
         return self.carv_auto
 
     def on_train_batch_start(self, batch, batch_idx, unused=0):

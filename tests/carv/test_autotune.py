@@ -265,3 +265,26 @@ def test_with_strata_the_choice_is_a_multiple_of_them():
     for sigmas in [(100.0, 1.0), (1.0, 1000.0), (1.0, 30.0)]:
         choice = choose_configuration(costs, *sigmas, options(auto_k_initial=4), k_multiple=4)
         assert choice.k % 4 == 0 and costs.step_cost(choice.renders, choice.k) <= choice.budget
+
+
+def test_renders_the_system_cannot_draw_are_never_chosen():
+    """threestudio 0.2.3 cannot collate camera batches of 3: with R = 3 excluded, the choice (and the linear model's)
+    is the best of the other pairs in the budget (brute force), where R = 3 would have won."""
+    from carv.autotune import AutoKController, choose_configuration
+    from carv.cost_curve import MeasuredCostModel, affordable, variance_times_cost
+
+    costs = MeasuredCostModel(1.0, knee_curve(n0=8, flat=10.0, slope=1.0))
+    o = options(auto_r_max=8, auto_max_draws_per_step=64)
+    excluded = frozenset({3})
+    for sigma_b2, sigma_w2 in ((0.1, 1.0), (1.0, 10.0), (10.0, 100.0)):
+        assert choose_configuration(costs, sigma_b2, sigma_w2, o).renders == 3
+        choice = choose_configuration(costs, sigma_b2, sigma_w2, o, excluded_renders=excluded)
+        assert choice.renders != 3 and choice.linear_renders != 3
+        others = [p for p in affordable(costs, costs.step_cost(4, 1), r_max=8, k_max=64) if p[0] != 3]
+        best = min(variance_times_cost(costs, sigma_b2, sigma_w2, *p) for p in others)
+        assert variance_times_cost(costs, sigma_b2, sigma_w2, choice.renders, choice.k) == best
+    probe = planted_probe(1.0, 10.0, 1.0, 10.0, [], curve=knee_curve(n0=8, flat=10.0, slope=1.0))
+    free = AutoKController(options(auto_r_max=8), renders_initial=1)
+    assert free.configuration_for_step(0, probe)[0][0] == 3  # the planted grid's estimates pick R = 3
+    controller = AutoKController(options(auto_r_max=8), renders_initial=1, excluded_renders=excluded)
+    assert controller.configuration_for_step(0, probe)[0][0] != 3

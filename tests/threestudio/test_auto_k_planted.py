@@ -65,8 +65,8 @@ class DatasetStandIn:
     def update_step(self):
         self.batch_size = self.configured
 
-    def collate(self):
-        return {"elevation": torch.zeros(self.batch_size)}
+    def collate(self, batch=None):
+        return {"elevation": torch.zeros(self.batch_size), "c2w": torch.eye(4).repeat(self.batch_size, 1, 1)}
 
 
 def train(system, steps: int, batch_size: int = 1) -> list[int]:
@@ -125,3 +125,30 @@ def test_the_chosen_r_reaches_the_batches_of_the_steps_it_was_planned_for():
     assert [k for _, k in system.logged["train/auto_k"]] == [2.0, 2.0, 2.0, 2.0, 2.0]
     assert [r for _, r in system.logged["train/auto_renders"]] == [1.0, 1.0, 4.0, 4.0, 4.0]
     assert system.dataset.batch_size == 4
+
+
+def test_a_batch_size_whose_cameras_are_not_rotations_is_never_chosen():
+    """The planted problem of test_the_chosen_r_reaches...: R = 3 wins at sigma_w^2 = 10 sigma_b^2; with a dataset
+    whose batches of 3 are not rotations (threestudio 0.2.3's torch.cross), the controller excludes R = 3."""
+    knee = TeacherCostCurve(doubling_ladder(64), tuple(10.0 + max(n - 8, 0) for n in doubling_ladder(64)))
+    planted = ProbeResult(carv.VarianceComponents(1.0, 10.0, math.nan, math.nan, 4, 4), 1.0, 10.0, knee)
+
+    class BrokenAtThree(DatasetStandIn):
+        def collate(self, batch=None):
+            collated = super().collate(batch)
+            if self.batch_size == 3:
+                collated["c2w"][:, 0, :3] = 1.0  # a row that is no unit vector
+            return collated
+
+    class System(auto_k_module().AutoKMixin, SystemStandIn):
+        def carv_variance_probe(self, renders, draws, step, curve_draws):
+            return planted
+
+    chosen = {}
+    for name, dataset in (("any", DatasetStandIn), ("broken", BrokenAtThree)):
+        system = System(every=3)
+        system.dataset = dataset(1)
+        system.on_fit_start()
+        system.on_train_batch_start(system.dataset.collate(), 0)
+        chosen[name] = system.carv_auto.renders_ahead
+    assert chosen == {"any": 3, "broken": 2}  # the next best pair of the planted model

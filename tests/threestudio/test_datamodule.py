@@ -139,3 +139,21 @@ def test_auto_probe_batches_have_independent_azimuths_and_the_rule_comes_back(th
         assert quarters_shared() > 0
     assert quarters_shared() == 0
     assert dataset.cfg.batch_uniform_azimuth and dataset.cfg.get("carv_azimuth_sampling", "golden") == "golden"
+
+
+def test_auto_finds_the_batch_size_threestudio_cannot_collate_and_leaves_the_draws_alone(threestudio):
+    """threestudio 0.2.3's collate crosses along the batch axis at batch size 3 (torch.cross without dim): those
+    cameras are not rotations. The check collates a batch of each size, and the next batch is what it would have been
+    without it; the carv datamodule's per-camera rules draw any size."""
+    renders_without_valid_cameras = sys.modules["threestudio-carv.auto_k"].renders_without_valid_cameras
+    checked = train_dataset(threestudio, "random-camera-datamodule", seed=5, batch_size=2)
+    assert renders_without_valid_cameras(checked, 8) == frozenset({3})
+    assert checked.batch_size == 2
+    after_check = checked.collate({})
+    unchecked = train_dataset(threestudio, "random-camera-datamodule", seed=5, batch_size=2).collate({})
+    for key, value in unchecked.items():
+        assert torch.equal(after_check[key], value) if isinstance(value, torch.Tensor) else after_check[key] == value
+    golden = train_dataset(threestudio, "carv-random-camera-datamodule", batch_size=3, carv_azimuth_sampling="golden")
+    assert renders_without_valid_cameras(golden, 8) == frozenset()
+    rotation = golden.collate({})["c2w"][:, :3, :3]
+    assert torch.allclose(rotation.transpose(1, 2) @ rotation, torch.eye(3).expand(3, 3, 3), atol=1e-5)

@@ -166,21 +166,24 @@ ProbeResult; with curve_draws > 0 also c(n) on the ladder 1, 2, 4, ... curve_dra
 
 @dataclass(frozen=True)
 class SearchSpace:
-    """The (R, K) auto may run under a cost model: R <= r_max, K <= k_max a multiple of k_multiple, R K within the
-    measured ladder (no extrapolation) and the model's memory bound. Exposes step_cost and fits for carv.cost_curve."""
+    """The (R, K) auto may run under a cost model: R <= r_max and not excluded, K <= k_max a multiple of k_multiple,
+    R K within the measured ladder (no extrapolation) and the model's memory bound. Exposes step_cost and fits for
+    carv.cost_curve."""
 
     costs: object
     r_max: int
     k_max: int
     k_multiple: int = 1
     max_draws: int | None = None
+    excluded_renders: frozenset[int] = frozenset()  # R the system cannot draw cameras for
 
     def step_cost(self, renders: int, draws_per_render: int) -> float:
         return self.costs.step_cost(renders, draws_per_render)
 
     def fits(self, renders: int, draws_per_render: int) -> bool:
         k = draws_per_render
-        within = renders <= self.r_max and k <= self.k_max and k % self.k_multiple == 0
+        within = renders <= self.r_max and renders not in self.excluded_renders
+        within = within and k <= self.k_max and k % self.k_multiple == 0
         return within and (self.max_draws is None or renders * k <= self.max_draws) and fits(self.costs, renders, k)
 
 
@@ -207,15 +210,23 @@ def least_variance_cost(space: SearchSpace, sigma_b2: float, sigma_w2: float, bu
     return best_configuration(space, sigma_b2, sigma_w2, budget, baseline, k_max=space.k_max)
 
 
-def choose_configuration(costs: MeasuredCostModel, sigma_b2: float, sigma_w2: float, options, k_multiple=1) -> Choice:
+def choose_configuration(
+    costs: MeasuredCostModel,
+    sigma_b2: float,
+    sigma_w2: float,
+    options,
+    k_multiple=1,
+    excluded_renders: frozenset[int] = frozenset(),
+) -> Choice:
     """The (R, K) of least Var C whose measured cost is within the measured cost of the baseline step (the budget),
-    never worse than the baseline in the model (CARV sec. 3 with C(R, K) = A(R) + c(R K))."""
+    never worse than the baseline in the model (CARV sec. 3 with C(R, K) = A(R) + c(R K)); no R of
+    excluded_renders."""
     o = options
     baseline = (o.auto_baseline_renders, o.auto_baseline_k)
     sigma_b2 = max(sigma_b2, 0.0)
 
     def search(model) -> tuple[int, int]:
-        space = SearchSpace(model, o.auto_r_max, o.auto_k_max, k_multiple, o.auto_max_draws_per_step)
+        space = SearchSpace(model, o.auto_r_max, o.auto_k_max, k_multiple, o.auto_max_draws_per_step, excluded_renders)
         return least_variance_cost(space, sigma_b2, sigma_w2, model.step_cost(*baseline), baseline)
 
     chosen, linear = search(costs), search(costs.linear())
@@ -237,12 +248,21 @@ class AutoKController:
     cameras after the choice (the CPU pipeline), 2 in threestudio (Lightning holds the batch of step s and has
     already collated that of s + 1). Either way R and K of a step depend only on draws made before it.
 
-    Inputs arrive through observe_probe and observe_step only.
+    Inputs arrive through observe_probe and observe_step only. No R of excluded_renders is ever chosen (a system
+    that cannot draw camera batches of that size says so).
     """
 
-    def __init__(self, options: AutoKOptions, strata: int = 0, renders_initial: int = 1, lag: int = 0):
+    def __init__(
+        self,
+        options: AutoKOptions,
+        strata: int = 0,
+        renders_initial: int = 1,
+        lag: int = 0,
+        excluded_renders: frozenset[int] = frozenset(),
+    ):
         check_auto_options(options, strata)
         self.options = options
+        self.excluded_renders = frozenset(excluded_renders)
         self.auto = AutoK(
             k_initial=options.auto_k_initial,
             k_max=options.auto_k_max,
@@ -286,7 +306,9 @@ class AutoKController:
     def choose(self, step: int) -> dict:
         """Plan the choice made before this step (from step + lag on) and return what the probe logs."""
         a = self.auto
-        choice = choose_configuration(self.cost_model(), a.sigma_b2, a.sigma_w2, self.options, a.k_multiple)
+        choice = choose_configuration(
+            self.cost_model(), a.sigma_b2, a.sigma_w2, self.options, a.k_multiple, self.excluded_renders
+        )
         self.planned = [p for p in self.planned if p[0] < step + self.lag] + [
             (step + self.lag, choice.renders, choice.k)
         ]
