@@ -42,8 +42,14 @@ def write_checkpoint_files(folder: Path, summary: dict, pooled: dict, model, pro
 def measured_ecm(check: dict, baseline: dict, costs) -> dict:
     """ECM of a configuration from the directly measured variances (delta-method standard error), under any cost
     model with step_cost(R, K)."""
-    value = (baseline["measured"] * costs.step_cost(baseline["R"], 1)) / (
-        check["measured"] * costs.step_cost(check["R"], check["K"])
+    return measured_ecm_at_costs(
+        check, baseline, costs.step_cost(check["R"], check["K"]), costs.step_cost(baseline["R"], 1)
     )
+
+
+def measured_ecm_at_costs(check: dict, baseline: dict, check_cost: float, baseline_cost: float) -> dict:
+    """Var_baseline C_baseline / (Var_check C_check) from measured variances ("measured", "measured_se") at the given
+    per-step costs (taken as exact: the standard error is the variances' delta method)."""
+    value = (baseline["measured"] * baseline_cost) / (check["measured"] * check_cost)
     relative = (baseline["measured_se"] / baseline["measured"]) ** 2 + (check["measured_se"] / check["measured"]) ** 2
     return {"ecm": value, "se": value * relative**0.5}
