@@ -181,7 +181,8 @@ class DirectCheck:
         self.dataset.batch_size = own.renders
         with torch.random.fork_rng(devices=self.cuda_devices()):
             torch.manual_seed(seed)
-            (renders, k), record = controller.configuration_for_step(self.step, self.system.carv_variance_probe)
+            # a probe step of the controller (step 0), probing this checkpoint's parameters
+            (renders, k), record = controller.configuration_for_step(0, self.system.carv_variance_probe)
         return Configuration(renders, k, own.proposal, own.stratified), record
 
 
