@@ -8,17 +8,20 @@ builds it (the guidance and prompt processor are not in checkpoints). One repeti
 without its regularisers: render, guidance, d(lambda_sds * loss_sds)/d(trainable parameters), one flat gradient.
 The regularisers (lambda_sparsity, lambda_opaque, lambda_orient) carry no (t, eps) and are left out, as in the CPU
 pipeline's check (carv.pipeline.probe.Probe.step_gradient). Each repetition draws everything threestudio draws in a
-step (cameras, ray jitter, encoder sample, t and eps) from torch's global generator, seeded for it and restored
-after, so a repetition is a training step's exact draws; the guidance weights each t by p/q of the proposal that
+step (cameras, ray jitter, encoder sample, t and eps) from the global generators (torch's, Python's, NumPy's), seeded
+for it and restored after, so a repetition is a training step's exact draws; the guidance weights each t by p/q of the proposal that
 drew it. The statistics are carv's: carv.stratified_variance.repeated_variance and
 carv.variance.files.measured_ecm_at_costs, at the median seconds of each configuration's repetitions.
 """
 
 from __future__ import annotations
 
+import contextlib
+import random
 import statistics
 from dataclasses import dataclass
 
+import numpy as np
 import threestudio
 import torch
 from omegaconf import OmegaConf
@@ -73,7 +76,9 @@ def run_configuration(cfg) -> Configuration:
             f"the run's data.batch_size ({renders}) and noise_samples_per_render ({k}) must be numbers "
             "(a schedule or auto: give its configurations with --configuration)"
         )
-    return Configuration(renders, k, guidance.get("timestep_proposal", "uniform"), guidance.get("timestep_stratified", False))
+    return Configuration(
+        renders, k, guidance.get("timestep_proposal", "uniform"), guidance.get("timestep_stratified", False)
+    )
 
 
 def default_configurations(cfg) -> dict[str, Configuration]:
@@ -138,22 +143,28 @@ class DirectCheck:
         self.dataset.batch_size = renders
         return move_data_to_device(self.dataset.collate(None), self.system.device)
 
-    def sds_loss(self, configuration: Configuration, batch: dict) -> torch.Tensor:
-        """lambda_sds * loss_sds of one training step on this batch (the run's training_step, regularisers aside)."""
+    def sds_loss(self, configuration: Configuration, batch: dict, draw_seed: int | None = None) -> torch.Tensor:
+        """lambda_sds * loss_sds of one training step on this batch (the run's training_step, regularisers aside);
+        draw_seed: the guidance's draws (encoder sample, t, eps) from generators seeded with it, the render's not."""
         guidance = self.guidance(configuration)
         out = self.system(batch)
-        guidance_out = guidance(out["comp_rgb"], self.prompt_utils, **batch, rgb_as_latents=False, carv_k=configuration.k)
+        with contextlib.nullcontext() if draw_seed is None else self.seeded(draw_seed):
+            guidance_out = guidance(
+                out["comp_rgb"], self.prompt_utils, **batch, rgb_as_latents=False, carv_k=configuration.k
+            )
         return guidance_out["loss_sds"] * self.system.C(self.cfg.system.loss.lambda_sds)
 
-    def step_gradient(self, configuration: Configuration, seed: int) -> tuple[torch.Tensor, float]:
-        """(one whole-step gradient [D], its seconds: render + guidance + backward), every draw from torch's global
-        generator seeded with `seed` (restored afterwards)."""
-        with torch.random.fork_rng(devices=self.cuda_devices()):
-            torch.manual_seed(seed)
+    def step_gradient(
+        self, configuration: Configuration, seed: int, draw_seed: int | None = None
+    ) -> tuple[torch.Tensor, float]:
+        """(one whole-step gradient [D], its seconds: render + guidance + backward), every draw from the global
+        generators seeded with `seed` (restored afterwards). With draw_seed the guidance draws from its own seed:
+        one seed and many draw seeds are repetitions at one fixed render (cameras, ray jitter)."""
+        with self.seeded(seed):
             batch = self.batch(configuration.renders)
             synchronize()
             started = training_time()
-            gradient = flat_gradient(self.sds_loss(configuration, batch), self.parameters, None)
+            gradient = flat_gradient(self.sds_loss(configuration, batch, draw_seed), self.parameters, None)
             synchronize()
             return gradient.detach(), training_time() - started
 
@@ -162,12 +173,24 @@ class DirectCheck:
         if configuration.proposal != "adaptive":
             return
         for seed in seeds:
-            with torch.random.fork_rng(devices=self.cuda_devices()), torch.no_grad():
-                torch.manual_seed(seed)
+            with self.seeded(seed), torch.no_grad():
                 self.sds_loss(configuration, self.batch(configuration.renders))
 
-    def cuda_devices(self) -> list[int]:
-        return [self.system.device.index or 0] if self.system.device.type == "cuda" else []
+    @contextlib.contextmanager
+    def seeded(self, seed: int):
+        """Every generator a training step draws from (torch's, also CUDA's; Python's, which threestudio's camera
+        batches use for their elevation rule; NumPy's) seeded with `seed` (modulo 2^32 for NumPy), restored after."""
+        devices = [self.system.device.index or 0] if self.system.device.type == "cuda" else []
+        python, numpy = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            try:
+                yield
+            finally:
+                random.setstate(python)
+                np.random.set_state(numpy)
 
     def auto_recommendation(self, seed: int) -> tuple[Configuration, dict]:
         """What `noise_samples_per_render: auto` would choose here (one probe of AutoKController at this step, the
@@ -179,8 +202,7 @@ class DirectCheck:
         options = auto_k_options(self.system.guidance.cfg)
         controller = AutoKController(options, self.system.guidance.cfg.timestep_strata, own.renders)
         self.dataset.batch_size = own.renders
-        with torch.random.fork_rng(devices=self.cuda_devices()):
-            torch.manual_seed(seed)
+        with self.seeded(seed):
             # a probe step of the controller (step 0), probing this checkpoint's parameters
             (renders, k), record = controller.configuration_for_step(0, self.system.carv_variance_probe)
         return Configuration(renders, k, own.proposal, own.stratified), record
