@@ -10,7 +10,8 @@ whole-step gradients of lambda_sds * loss_sds through the run's own system, rend
 variance (trace of the covariance, with its standard error), the median seconds of a repetition's render +
 guidance + backward (on carv.timing's training clock; all configurations run round by round, so a change of load
 falls on all alike), and the measured ECM = Var_baseline C_baseline / (Var C) against the equal-cost baseline
-R = 4, K = 1, uniform t, IID, with its delta-method standard error (costs taken as exact).
+R = 4, K = 1, uniform t, IID, with its delta-method standard error (costs taken as exact). A configuration whose
+camera batches are not orthonormal (threestudio 0.2.3 at batch_size 3) is flagged: it estimates another gradient.
 Configurations: the run's own (data.batch_size, noise_samples_per_render, timestep_proposal, timestep_stratified),
 the baseline, reuse only (the run's R and K, uniform t, IID), each --configuration, and with --auto the (R, K)
 that `noise_samples_per_render: auto` would choose from one probe here (the run's proposal; its probe record,
@@ -131,7 +132,15 @@ def table(results: dict) -> str:
     for role, r in results.items():
         name = f"R{r['R']} K{r['K']} {r['proposal']}{'+strat' if r['stratified'] else ''}"
         variance = f"{r['measured']:.4g} +- {r['measured_se']:.2g}"
-        lines.append(f"{role:<22} {name:<20} {variance:>22} {r['seconds']:>8.4f} {r['ecm']:>6.2f} +- {r['ecm_se']:.2f}")
+        mark = "" if r["cameras_orthonormal"] else "  skewed cameras"
+        lines.append(
+            f"{role:<22} {name:<20} {variance:>22} {r['seconds']:>8.4f} {r['ecm']:>6.2f} +- {r['ecm_se']:.2f}{mark}"
+        )
+    if not all(r["cameras_orthonormal"] for r in results.values()):
+        lines.append(
+            "skewed cameras: the dataset's batches at that R have non-orthonormal camera rotations (threestudio 0.2.3 "
+            "at batch_size 3: torch.cross without dim); that estimator has another expectation, its ECM is not comparable"
+        )
     return "\n".join(lines)
 
 

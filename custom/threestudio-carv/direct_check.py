@@ -87,6 +87,16 @@ def default_configurations(cfg) -> dict[str, Configuration]:
     return {"run": own, "baseline": BASELINE, "reuse_only": Configuration(own.renders, own.k, "uniform", False)}
 
 
+def cameras_orthonormal(batch: dict, tolerance: float = 1e-4) -> bool:
+    """Whether every camera-to-world rotation of a batch is orthonormal. threestudio 0.2.3's random-camera collate
+    calls torch.cross without dim, which takes the first axis of size 3: at batch_size 3 that is the batch axis, and
+    the cameras' right and up vectors mix the batch's cameras (their views are skewed, the step's gradient has
+    another expectation than at any other R)."""
+    rotation = batch["c2w"][:, :3, :3].double()
+    identity = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
+    return bool(torch.allclose(rotation.transpose(1, 2) @ rotation, identity.expand_as(rotation), atol=tolerance))
+
+
 def load_checkpoint(path) -> tuple[dict, int, int]:
     """(state_dict, epoch, global_step) of a Lightning checkpoint."""
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
@@ -115,6 +125,7 @@ class DirectCheck:
         self.prompt_utils = self.system.prompt_processor()
         self.parameters = [p for p in self.system.parameters() if p.requires_grad]
         self.guidances: dict[Configuration, CarvGuidance] = {}
+        self.skewed_batches: dict[int, int] = {}  # by R: batches whose cameras are not orthonormal
 
     def guidance(self, configuration: Configuration) -> CarvGuidance:
         """The run's guidance at this proposal and stratification (one per configuration: adaptive state is its own),
@@ -141,7 +152,10 @@ class DirectCheck:
     def batch(self, renders: int) -> dict:
         """A fresh training batch of R cameras (the train dataset's collate, as Lightning's loader calls it)."""
         self.dataset.batch_size = renders
-        return move_data_to_device(self.dataset.collate(None), self.system.device)
+        batch = self.dataset.collate(None)
+        if not cameras_orthonormal(batch):
+            self.skewed_batches[renders] = self.skewed_batches.get(renders, 0) + 1
+        return move_data_to_device(batch, self.system.device)
 
     def sds_loss(self, configuration: Configuration, batch: dict, draw_seed: int | None = None) -> torch.Tensor:
         """lambda_sds * loss_sds of one training step on this batch (the run's training_step, regularisers aside);
@@ -215,8 +229,10 @@ def round_seeds(seed: int, configurations: int, repeats: int) -> torch.Tensor:
 
 
 def measure(check: DirectCheck, configurations: dict[str, Configuration], repeats: int, seed: int, progress=None):
-    """{role: {R, K, proposal, stratified, measured, measured_se, seconds, ecm, ecm_se}}: configurations run round by
-    round (one repetition of each per round, so a change of load falls on all alike), ECM against the baseline role."""
+    """{role: {R, K, proposal, stratified, measured, measured_se, seconds, cameras_orthonormal, ecm, ecm_se}}:
+    configurations run round by round (one repetition of each per round, so a change of load falls on all alike), ECM
+    against the baseline role. cameras_orthonormal is False where a batch of that R had skewed cameras (see
+    cameras_orthonormal): that configuration estimates another gradient and its ECM compares unlike things."""
     if repeats < 3:
         raise ValueError(f"need --repeats >= 3, got {repeats}")
     if "baseline" not in configurations:
@@ -242,6 +258,7 @@ def measure(check: DirectCheck, configurations: dict[str, Configuration], repeat
             "measured": measured,
             "measured_se": measured_se,
             "seconds": statistics.median(seconds[role]),
+            "cameras_orthonormal": check.skewed_batches.get(configurations[role].renders, 0) == 0,
         }
     base = results["baseline"]
     for role, result in results.items():

@@ -94,6 +94,18 @@ def test_four_draws_at_one_render_measure_a_quarter_of_one_draws_variance(direct
     assert abs(math.log(v1 / v4 / 4)) < Z99 * math.hypot(se1 / v1, se4 / v4), measured
 
 
+def test_threestudios_batches_of_three_cameras_are_flagged_as_skewed(direct, toy_run, in_tmp_dir):
+    """threestudio 0.2.3's collate crosses along the first axis of size 3: at R = 3 the batch axis."""
+    _, trial = toy_run
+    check = direct.DirectCheck(toy_config(trial), trial / "ckpts" / "last.ckpt")
+    assert [direct.cameras_orthonormal(check.batch(r)) for r in (1, 2, 3, 4)] == [True, True, False, True]
+    assert check.skewed_batches == {3: 1}
+    results = direct.measure(
+        check, {"baseline": direct.BASELINE, "r3": direct.Configuration(3, 1, "uniform", False)}, 3, 0
+    )
+    assert results["baseline"]["cameras_orthonormal"] and not results["r3"]["cameras_orthonormal"]
+
+
 def script_main():
     spec = importlib.util.spec_from_file_location("variance_threestudio_under_test", SCRIPT)
     module = importlib.util.module_from_spec(spec)
@@ -124,12 +136,14 @@ def test_the_script_writes_every_configuration_with_the_baseline_at_ecm_one(thre
     results = report["configurations"]
     assert list(results) == ["run", "baseline", "reuse_only", "extra R2 K2 sds+strat"]
     fields = {"R", "K", "proposal", "stratified", "measured", "measured_se", "seconds", "ecm", "ecm_se", "name"}
+    fields.add("cameras_orthonormal")
     assert all(set(r) == fields for r in results.values())
     shape = {role: (r["R"], r["K"], r["proposal"], r["stratified"]) for role, r in results.items()}
     assert shape["run"] == (1, 16, "sds", True)  # carv-toy-teacher as the run trained it
     assert shape["baseline"] == (4, 1, "uniform", False)
     assert shape["reuse_only"] == (1, 16, "uniform", False)
     assert (results["baseline"]["ecm"], results["baseline"]["ecm_se"]) == (1.0, 0.0)
+    assert all(r["cameras_orthonormal"] for r in results.values())
     for r in results.values():
         assert r["measured"] > 0 and r["measured_se"] > 0 and r["seconds"] > 0
         expected = results["baseline"]["measured"] * results["baseline"]["seconds"] / (r["measured"] * r["seconds"])
