@@ -11,7 +11,7 @@ pipeline's check (carv.pipeline.probe.Probe.step_gradient). Each repetition draw
 step (cameras, ray jitter, encoder sample, t and eps) from the global generators (torch's, Python's, NumPy's), seeded
 for it and restored after, so a repetition is a training step's exact draws; the guidance weights each t by p/q of the proposal that
 drew it. The statistics are carv's: carv.stratified_variance.repeated_variance and
-carv.variance.files.measured_ecm_at_costs, at the median seconds of each configuration's repetitions.
+carv.stratified_variance.measured_ecm_at_costs, at the median seconds of each configuration's repetitions.
 """
 
 from __future__ import annotations
@@ -31,10 +31,9 @@ from threestudio.utils.misc import get_device
 
 from carv.autotune import AutoKController
 from carv.probe import flat_gradient
-from carv.stratified_variance import repeated_variance
+from carv.stratified_variance import measured_ecm_at_costs, repeated_variance
 from carv.timesteps import PROPOSALS
 from carv.timing import PhaseClock, synchronize, training_time
-from carv.variance.files import measured_ecm_at_costs
 
 from .auto_k import auto_k_options
 from .guidance import CarvGuidance

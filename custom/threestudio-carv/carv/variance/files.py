@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..pipeline.probe import Probe
+from ..stratified_variance import measured_ecm_at_costs
 from .plots import norms_by_t, plot_frontier, plot_norms
 
 
@@ -45,11 +46,3 @@ def measured_ecm(check: dict, baseline: dict, costs) -> dict:
     return measured_ecm_at_costs(
         check, baseline, costs.step_cost(check["R"], check["K"]), costs.step_cost(baseline["R"], 1)
     )
-
-
-def measured_ecm_at_costs(check: dict, baseline: dict, check_cost: float, baseline_cost: float) -> dict:
-    """Var_baseline C_baseline / (Var_check C_check) from measured variances ("measured", "measured_se") at the given
-    per-step costs (taken as exact: the standard error is the variances' delta method)."""
-    value = (baseline["measured"] * baseline_cost) / (check["measured"] * check_cost)
-    relative = (baseline["measured_se"] / baseline["measured"]) ** 2 + (check["measured_se"] / check["measured"]) ** 2
-    return {"ecm": value, "se": value * relative**0.5}
