@@ -103,3 +103,12 @@ def test_between_render_part_is_the_measured_variance_less_the_within_part():
     assert value == pytest.approx(0.3 - 0.8 / 8) and se == pytest.approx(math.hypot(0.03, 0.02))
     with pytest.raises(ValueError, match="R >= 1"):
         between_render_part(0.3, 0.03, 0.8, 0.16, renders=0, k=1)
+
+
+def test_measured_ecm_at_costs_is_the_ratio_of_variance_times_cost_with_a_delta_method_error():
+    from carv.stratified_variance import measured_ecm_at_costs
+
+    check, baseline = {"measured": 2.0, "measured_se": 0.2}, {"measured": 6.0, "measured_se": 0.3}
+    result = measured_ecm_at_costs(check, baseline, check_cost=0.5, baseline_cost=1.0)
+    assert result["ecm"] == pytest.approx(6.0 * 1.0 / (2.0 * 0.5))
+    assert result["se"] == pytest.approx(6.0 * math.hypot(0.2 / 2.0, 0.3 / 6.0))

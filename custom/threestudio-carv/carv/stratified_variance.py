@@ -122,3 +122,11 @@ def between_render_part(measured: float, measured_se: float, sigma_w2: float, si
         raise ValueError(f"need R >= 1 and K >= 1, got R={renders}, K={k}")
     within = sigma_w2 / (renders * k)
     return measured - within, math.hypot(measured_se, sigma_w2_se / (renders * k))
+
+
+def measured_ecm_at_costs(check: dict, baseline: dict, check_cost: float, baseline_cost: float) -> dict:
+    """Var_baseline C_baseline / (Var_check C_check) from measured variances ("measured", "measured_se") at the given
+    per-step costs (taken as exact: the standard error is the variances' delta method)."""
+    value = (baseline["measured"] * baseline_cost) / (check["measured"] * check_cost)
+    relative = (baseline["measured_se"] / baseline["measured"]) ** 2 + (check["measured_se"] / check["measured"]) ** 2
+    return {"ecm": value, "se": value * relative**0.5}

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from ..pipeline.probe import Probe
+from ..stratified_variance import measured_ecm_at_costs
 from .plots import norms_by_t, plot_frontier, plot_norms
 
 
@@ -42,8 +43,6 @@ def write_checkpoint_files(folder: Path, summary: dict, pooled: dict, model, pro
 def measured_ecm(check: dict, baseline: dict, costs) -> dict:
     """ECM of a configuration from the directly measured variances (delta-method standard error), under any cost
     model with step_cost(R, K)."""
-    value = (baseline["measured"] * costs.step_cost(baseline["R"], 1)) / (
-        check["measured"] * costs.step_cost(check["R"], check["K"])
+    return measured_ecm_at_costs(
+        check, baseline, costs.step_cost(check["R"], check["K"]), costs.step_cost(baseline["R"], 1)
     )
-    relative = (baseline["measured_se"] / baseline["measured"]) ** 2 + (check["measured_se"] / check["measured"]) ** 2
-    return {"ecm": value, "se": value * relative**0.5}
