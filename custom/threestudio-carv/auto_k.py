@@ -52,12 +52,19 @@ def collates_one_camera_at_a_time(dataset) -> bool:
     return getattr(getattr(dataset, "cfg", None), "carv_azimuth_sampling", "threestudio") != "threestudio"
 
 
-def renders_without_valid_cameras(dataset, r_max: int) -> frozenset[int]:
-    """The batch sizes R in 2..r_max whose collated cameras are not rotations (c2w's 3 x 3 block not orthonormal).
+def cameras_orthonormal(batch: dict, tolerance: float = 1e-4) -> bool:
+    """Whether every camera-to-world rotation of a batch is orthonormal. threestudio 0.2.3's random-camera collate
+    calls torch.cross without dim, which takes the first axis of size 3: at batch_size 3 that is the batch axis, and
+    the cameras' right and up vectors mix the batch's cameras (their views are skewed, the step's gradient has
+    another expectation than at any other R)."""
+    rotation = batch["c2w"][:, :3, :3].double()
+    identity = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
+    return bool(torch.allclose(rotation.transpose(1, 2) @ rotation, identity.expand_as(rotation), atol=tolerance))
 
-    threestudio 0.2.3's RandomCameraIterableDataset.collate calls torch.cross(lookat, up) without dim, which
-    crosses along the first axis of size 3: at batch size 3 that is the batch axis, and the three cameras look along
-    wrong directions. Found by collating one batch of each size; the dataset's batch size, its last fovy and
+
+def renders_without_valid_cameras(dataset, r_max: int) -> frozenset[int]:
+    """The batch sizes R in 2..r_max whose collated cameras are not rotations (cameras_orthonormal: on threestudio
+    0.2.3, R = 3). Found by collating one batch of each size; the dataset's batch size, its last fovy and
     projection and torch's and Python's random states are as they were afterwards, so training draws what it would
     have drawn."""
     if collates_one_camera_at_a_time(dataset):
@@ -69,9 +76,7 @@ def renders_without_valid_cameras(dataset, r_max: int) -> frozenset[int]:
         with torch.random.fork_rng(devices=[]):
             for renders in range(2, r_max + 1):
                 dataset.batch_size = renders
-                rotation = dataset.collate(None)["c2w"][:, :3, :3].double()
-                identity = torch.eye(3, dtype=rotation.dtype).expand_as(rotation)
-                if not torch.allclose(rotation.transpose(1, 2) @ rotation, identity, atol=1e-4):
+                if not cameras_orthonormal(dataset.collate(None)):
                     broken.add(renders)
     finally:
         for name, value in saved.items():

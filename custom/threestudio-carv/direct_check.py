@@ -35,7 +35,7 @@ from carv.stratified_variance import measured_ecm_at_costs, repeated_variance
 from carv.timesteps import PROPOSALS
 from carv.timing import PhaseClock, synchronize, training_time
 
-from .auto_k import auto_k_options
+from .auto_k import auto_k_options, cameras_orthonormal
 from .guidance import CarvGuidance
 
 
@@ -84,16 +84,6 @@ def default_configurations(cfg) -> dict[str, Configuration]:
     """The run's own configuration, the baseline, and reuse only (the run's R and K, uniform t, IID), by role."""
     own = run_configuration(cfg)
     return {"run": own, "baseline": BASELINE, "reuse_only": Configuration(own.renders, own.k, "uniform", False)}
-
-
-def cameras_orthonormal(batch: dict, tolerance: float = 1e-4) -> bool:
-    """Whether every camera-to-world rotation of a batch is orthonormal. threestudio 0.2.3's random-camera collate
-    calls torch.cross without dim, which takes the first axis of size 3: at batch_size 3 that is the batch axis, and
-    the cameras' right and up vectors mix the batch's cameras (their views are skewed, the step's gradient has
-    another expectation than at any other R)."""
-    rotation = batch["c2w"][:, :3, :3].double()
-    identity = torch.eye(3, dtype=rotation.dtype, device=rotation.device)
-    return bool(torch.allclose(rotation.transpose(1, 2) @ rotation, identity.expand_as(rotation), atol=tolerance))
 
 
 def load_checkpoint(path) -> tuple[dict, int, int]:
