@@ -83,6 +83,8 @@ def check_inputs(args) -> dict:
             raise UserError(f"{args.run_dir} is not a launch.py --train run: {needed} is missing")
     if args.repeats < 3:
         raise UserError(f"need --repeats >= 3, got {args.repeats}")
+    if args.threads < 0:
+        raise UserError(f"need --threads >= 0 (0: torch's default), got {args.threads}")
     step = 0 if args.untrained else torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
     cfg = OmegaConf.load(parsed)
     out = args.out or Path(f"variance-{cfg.get('trial_name', args.run_dir.name)}-it{step}.json")

@@ -9,8 +9,8 @@ without its regularisers: render, guidance, d(lambda_sds * loss_sds)/d(trainable
 The regularisers (lambda_sparsity, lambda_opaque, lambda_orient) carry no (t, eps) and are left out, as in the CPU
 pipeline's check (carv.pipeline.probe.Probe.step_gradient). Each repetition draws everything threestudio draws in a
 step (cameras, ray jitter, encoder sample, t and eps) from the global generators (torch's, Python's, NumPy's), seeded
-for it and restored after, so a repetition is a training step's exact draws; the guidance weights each t by p/q of the proposal that
-drew it. The statistics are carv's: carv.stratified_variance.repeated_variance and
+for it and restored after, so a repetition is a training step's exact draws; the guidance weights each t by p/q of
+the proposal that drew it. The statistics are carv's: carv.stratified_variance.repeated_variance and
 carv.stratified_variance.measured_ecm_at_costs, at the median seconds of each configuration's repetitions.
 """
 

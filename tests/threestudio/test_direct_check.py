@@ -156,6 +156,7 @@ def test_the_script_writes_every_configuration_with_the_baseline_at_ecm_one(thre
     "arguments, message",
     [
         (["--repeats", "2"], "--repeats >= 3"),
+        (["--threads", "-1"], "--threads >= 0"),
         (["--configuration", "2", "x", "sds", "iid"], "--configuration R K PROPOSAL"),
         (["--configuration", "2", "0", "sds", "iid"], "K >= 1"),
         (["--configuration", "2", "2", "nonsense", "iid"], "unknown timestep proposal"),
