@@ -6,7 +6,8 @@ of auto_every_n_steps, the probe renders fresh cameras from the training dataset
 renders, with independent azimuths whatever the training rule), draws its (t, eps) per render by the training
 rule and back-propagates each draw on its own (carv.probe); the first probe also measures c(n) through the run's
 guidance on its latents (carv.guidance_cost). The controller picks the (R, K) of least Var C within the measured
-cost of the baseline step, never a batch size whose cameras threestudio collates wrongly (renders_without_valid_cameras).
+cost of the baseline step, never a batch size whose cameras threestudio collates wrongly
+(renders_without_valid_cameras).
 
 When the choice is made (on_train_batch_start of step s) Lightning holds the batch of step s and has already
 collated that of step s + 1 (its fetcher prefetches one batch), so the new batch size first reaches the batch of
