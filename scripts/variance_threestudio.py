@@ -1,7 +1,7 @@
 """Benchmark (not a test): the measured ECM of a threestudio run's configuration at its checkpoint, directly.
 
     python scripts/variance_threestudio.py RUN_DIR --threestudio-root PATH [--repeats 64] [--seed 0]
-        [--configuration R K PROPOSAL iid|strat ...] [--auto] [--untrained] [--threads N] [--out FILE]
+        [--configuration R K PROPOSAL iid|strat ...] [--auto] [--untrained] [--threads N] [--out FILE] [key=value ...]
 
 RUN_DIR is a launch.py --train trial folder (configs/parsed.yaml, ckpts/last.ckpt). At the checkpoint's parameters
 (--untrained: the config's step-0 initialisation, seeded as launch.py seeds it), for each configuration: --repeats
@@ -15,7 +15,9 @@ camera batches are not orthonormal (threestudio 0.2.3 at batch_size 3) is flagge
 Configurations: the run's own (data.batch_size, noise_samples_per_render, timestep_proposal, timestep_stratified),
 the baseline, reuse only (the run's R and K, uniform t, IID), each --configuration, and with --auto the (R, K)
 that `noise_samples_per_render: auto` would choose from one probe here (the run's proposal; its probe record,
-with the predicted ECM, goes into the JSON). Writes one JSON (refuses an existing --out; default
+with the predicted ECM, goes into the JSON). key=value arguments change the run's parsed config for the check, as
+launch.py's do for a run (for example data.center_perturb=0: the variance under other training cameras, at the
+same checkpoint; they are recorded in the JSON). Writes one JSON (refuses an existing --out; default
 ./variance-<trial>-it<step>.json) and prints a table.
 
 threestudio is imported from --threestudio-root as launch.py imports it (first on sys.path), and this project's
@@ -47,6 +49,7 @@ STRATIFICATION = {"iid": False, "strat": True, "stratified": True, "false": Fals
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, help="a launch.py --train trial folder")
+    parser.add_argument("overrides", nargs="*", metavar="key=value", help="changes to the run's parsed config")
     parser.add_argument("--threestudio-root", default=os.environ.get("THREESTUDIO_ROOT"), help="holds threestudio/")
     parser.add_argument("--repeats", type=int, default=64, help="whole-step gradients per configuration")
     parser.add_argument(
@@ -62,7 +65,7 @@ def parse_arguments(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seeds every repetition's draws")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--out", type=Path, help="the JSON to write (default ./variance-<trial>-it<step>.json)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def parse_configuration(values: list[str]) -> tuple[int, int, str, bool]:
@@ -70,6 +73,15 @@ def parse_configuration(values: list[str]) -> tuple[int, int, str, bool]:
     if not (renders.isdigit() and k.isdigit()) or stratified.lower() not in STRATIFICATION:
         raise UserError(f"--configuration R K PROPOSAL iid|strat, got {' '.join(values)}")
     return int(renders), int(k), proposal, STRATIFICATION[stratified.lower()]
+
+
+def apply_overrides(cfg, overrides: list[str]):
+    """The run's parsed config with launch.py-style key=value changes (UserError for one without "=")."""
+    for override in overrides:
+        key, equals, _ = override.partition("=")
+        if not equals or not key:
+            raise UserError(f"config changes are key=value, got {override!r}")
+    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
 
 
 def check_inputs(args) -> dict:
@@ -86,7 +98,7 @@ def check_inputs(args) -> dict:
     if args.threads < 0:
         raise UserError(f"need --threads >= 0 (0: torch's default), got {args.threads}")
     step = 0 if args.untrained else torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
-    cfg = OmegaConf.load(parsed)
+    cfg = apply_overrides(OmegaConf.load(parsed), args.overrides)
     out = args.out or Path(f"variance-{cfg.get('trial_name', args.run_dir.name)}-it{step}.json")
     if out.exists():
         raise UserError(f"{out} exists: give another --out (nothing is overwritten)")
@@ -174,6 +186,7 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "threads": torch.get_num_threads(),
         "objective": "lambda_sds * loss_sds (regularisers left out)",
+        "overrides": args.overrides,
         "configurations": results,
         "auto_probe": record,
         "command": [sys.executable, *sys.argv],

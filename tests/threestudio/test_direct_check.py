@@ -162,6 +162,7 @@ def test_the_script_writes_every_configuration_with_the_baseline_at_ecm_one(thre
         (["--configuration", "2", "2", "nonsense", "iid"], "unknown timestep proposal"),
         (["--out", "{existing}"], "exists"),
         (["--threestudio-root", "{tmp}"], "--threestudio-root"),
+        (["data.center_perturb"], "key=value"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(threestudio, toy_run, tmp_path, capsys, monkeypatch, arguments, message):
@@ -175,6 +176,18 @@ def test_bad_input_exits_2_with_one_line(threestudio, toy_run, tmp_path, capsys,
     assert code == 2
     assert len(error) == 1 and message in error[0], error
     assert existing.read_text() == "{}"
+
+
+def test_config_changes_reach_the_check_and_the_report(threestudio, toy_run, tmp_path, monkeypatch):
+    _, trial = toy_run
+    monkeypatch.chdir(tmp_path)
+    changes = ["data.batch_size=2", "system.guidance.noise_samples_per_render=2", "data.center_perturb=0"]
+    arguments = [str(trial), changes[0], "--threestudio-root", threestudio_root(), "--repeats", "3", *changes[1:]]
+    assert script_main()([*arguments, "--out", "changed.json"]) == 0
+    report = json.loads((tmp_path / "changed.json").read_text())
+    run = report["configurations"]["run"]
+    assert (run["R"], run["K"]) == (2, 2)  # the run trained R = 1, K = 16
+    assert report["overrides"] == changes
 
 
 def test_a_folder_that_is_not_a_run_exits_2(threestudio, tmp_path, capsys):
