@@ -81,6 +81,14 @@ def test_threestudio_variant_is_threestudios_dreamfusion_sd_as_shipped(threestud
     assert ours.system.guidance.pretrained_model_name_or_path == shipped.system.guidance.pretrained_model_name_or_path
 
 
+def test_the_toy_races_sides_train_on_the_same_cameras(threestudio, in_tmp_dir):
+    config = PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml"
+    sides = [load(threestudio, config, VARIANTS[side]) for side in ("carv", "baseline")]
+    data = [OmegaConf.to_container(OmegaConf.structured(threestudio.find(c.data_type)(c.data).cfg)) for c in sides]
+    assert [d.pop("batch_size") for d in data] == [1, 4]
+    assert data[0] == data[1]  # the camera distribution (perturbations too) is a shared setting of the race
+
+
 def test_toy_teacher_path_points_into_the_project(threestudio, in_tmp_dir):
     cfg = load(threestudio, PROJECT_ROOT / "configs" / "carv-toy-teacher.yaml", [])
     assert Path(cfg.system.guidance.pretrained_model_name_or_path) == PROJECT_ROOT / "load" / "toy-teacher"
