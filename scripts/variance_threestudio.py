@@ -128,7 +128,11 @@ def prepare(direct, inputs: dict, extra: list, args):
     for values in extra:
         configurations.setdefault(f"extra {direct.Configuration(*values).name}", direct.Configuration(*values))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # launch.py's seed: an untrained system is the run's
-    check = direct.DirectCheck(cfg, inputs["checkpoint"])
+    try:
+        check = direct.DirectCheck(cfg, inputs["checkpoint"])
+    except TypeError as error:  # threestudio's parse_structured: a key its config classes do not have
+        changes = " ".join(args.overrides) or "no changes"
+        raise ValueError(f"the run's config (with {changes}) does not build: {error}") from error
     record = None
     if args.auto:
         chosen, record = check.auto_recommendation(args.seed + 1)

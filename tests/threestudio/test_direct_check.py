@@ -163,6 +163,7 @@ def test_the_script_writes_every_configuration_with_the_baseline_at_ecm_one(thre
         (["--out", "{existing}"], "exists"),
         (["--threestudio-root", "{tmp}"], "--threestudio-root"),
         (["data.center_perturb"], "key=value"),
+        (["data.center_pertub=0"], "does not build"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(threestudio, toy_run, tmp_path, capsys, monkeypatch, arguments, message):
