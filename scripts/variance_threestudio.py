@@ -29,6 +29,7 @@ The prompt processor caches its embeddings in ./.threestudio_cache, as in launch
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -119,6 +120,22 @@ def load_threestudio(root: str):
     return importlib.import_module(f"{EXTENSION}.direct_check")
 
 
+@contextlib.contextmanager
+def building(overrides: list[str]):
+    """threestudio's errors for a config it cannot build (an unknown type or key: KeyError, TypeError; a value of the
+    wrong type: OmegaConf's) as a one-line ValueError naming the config changes."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        yield
+    except (KeyError, TypeError, OmegaConfBaseException) as error:
+        changes = " ".join(overrides) or "no changes"
+        detail = (str(error).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"the run's config (with {changes}) does not build: {type(error).__name__} {detail}"
+        ) from error
+
+
 def prepare(direct, inputs: dict, extra: list, args):
     """(DirectCheck, {role: Configuration}, auto's probe record or None); ValueError for a configuration it cannot run."""
     import pytorch_lightning as pl
@@ -128,11 +145,8 @@ def prepare(direct, inputs: dict, extra: list, args):
     for values in extra:
         configurations.setdefault(f"extra {direct.Configuration(*values).name}", direct.Configuration(*values))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)  # launch.py's seed: an untrained system is the run's
-    try:
+    with building(args.overrides):
         check = direct.DirectCheck(cfg, inputs["checkpoint"])
-    except TypeError as error:  # threestudio's parse_structured: a key its config classes do not have
-        changes = " ".join(args.overrides) or "no changes"
-        raise ValueError(f"the run's config (with {changes}) does not build: {error}") from error
     record = None
     if args.auto:
         chosen, record = check.auto_recommendation(args.seed + 1)
@@ -141,7 +155,8 @@ def prepare(direct, inputs: dict, extra: list, args):
     for role, configuration in configurations.items():
         if configuration not in unique.values():
             unique[role] = configuration
-            check.guidance(configuration)  # built now: a bad option stops here, before any measurement
+            with building(args.overrides):
+                check.guidance(configuration)  # built now: a bad option stops here, before any measurement
     return check, unique, record
 
 

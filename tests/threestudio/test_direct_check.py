@@ -163,7 +163,9 @@ def test_the_script_writes_every_configuration_with_the_baseline_at_ecm_one(thre
         (["--out", "{existing}"], "exists"),
         (["--threestudio-root", "{tmp}"], "--threestudio-root"),
         (["data.center_perturb"], "key=value"),
-        (["data.center_pertub=0"], "does not build"),
+        (["data.center_pertub=0"], "does not build: TypeError"),
+        (["system.geometry_type=no-such-geometry"], "does not build: KeyError"),
+        (["data.elevation_range=abc"], "does not build: ValidationError"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(threestudio, toy_run, tmp_path, capsys, monkeypatch, arguments, message):
@@ -177,6 +179,18 @@ def test_bad_input_exits_2_with_one_line(threestudio, toy_run, tmp_path, capsys,
     assert code == 2
     assert len(error) == 1 and message in error[0], error
     assert existing.read_text() == "{}"
+
+
+def test_a_guidance_that_does_not_build_is_one_error_line_after_the_prompt_processors_output(
+    threestudio, toy_run, tmp_path, capsys, monkeypatch
+):
+    _, trial = toy_run
+    monkeypatch.chdir(tmp_path)
+    arguments = [str(trial), "--threestudio-root", threestudio_root(), "system.guidance_type=stable-diffusion-guidance"]
+    code = script_main()(arguments)
+    error = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert "does not build: TypeError" in error[-1] and not any("Traceback" in line for line in error), error
 
 
 def test_config_changes_reach_the_check_and_the_report(threestudio, toy_run, tmp_path, monkeypatch):
