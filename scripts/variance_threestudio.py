@@ -40,6 +40,7 @@ import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from carv.pipeline.config import parse_overrides
 from carv.pipeline.errors import UserError
 
 EXTENSION_DIR = Path(__file__).resolve().parents[1] / "custom" / "threestudio-carv"
@@ -76,15 +77,6 @@ def parse_configuration(values: list[str]) -> tuple[int, int, str, bool]:
     return int(renders), int(k), proposal, STRATIFICATION[stratified.lower()]
 
 
-def apply_overrides(cfg, overrides: list[str]):
-    """The run's parsed config with launch.py-style key=value changes (UserError for one without "=")."""
-    for override in overrides:
-        key, equals, _ = override.partition("=")
-        if not equals or not key:
-            raise UserError(f"config changes are key=value, got {override!r}")
-    return OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
-
-
 def check_inputs(args) -> dict:
     """The run's files, step and output path; UserError (one line) for anything missing or in the way."""
     root = Path(args.threestudio_root or "")
@@ -99,7 +91,7 @@ def check_inputs(args) -> dict:
     if args.threads < 0:
         raise UserError(f"need --threads >= 0 (0: torch's default), got {args.threads}")
     step = 0 if args.untrained else torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
-    cfg = apply_overrides(OmegaConf.load(parsed), args.overrides)
+    cfg = OmegaConf.merge(OmegaConf.load(parsed), parse_overrides(args.overrides))  # as `carv variance` does
     out = args.out or Path(f"variance-{cfg.get('trial_name', args.run_dir.name)}-it{step}.json")
     if out.exists():
         raise UserError(f"{out} exists: give another --out (nothing is overwritten)")

@@ -48,6 +48,7 @@ def test_overrides_reach_the_config():
         (["data.batch_size=0"], "data.batch_size"),
         (["data.elevation_range=[50,10]"], "data.elevation_range"),
         (["trainer.max_steps"], "key=value"),
+        (["=100"], "key=value"),
         (["system.geometry.density_activation=relu"], "density_activation"),
         (["data.carv_azimuth_sampling=sobol"], "data.carv_azimuth_sampling must be one of threestudio"),
     ],

@@ -240,7 +240,8 @@ def read_yaml_chain(path: Path, seen: tuple[Path, ...] = ()) -> DictConfig:
 def parse_overrides(overrides: list[str]) -> DictConfig:
     """threestudio-style `key=value` overrides (OmegaConf dotlist)."""
     for item in overrides:
-        if "=" not in item:
+        key, equals, _ = item.partition("=")
+        if not equals or not key:
             raise UserError(f"override {item!r} is not key=value")
     return OmegaConf.from_dotlist(list(overrides))
 
